@@ -50,6 +50,8 @@ OTHER = "other"
 STAGES = ("event_to_decision", "decision_to_command")
 #: Actions a decision or a command can carry ("none" = decision to do nothing).
 ACTIONS = ("none", "close", "limit", "freeze", "reprice", "plan", "warn", "review")
+#: Actions that become commands for downstream services.
+COMMAND_ACTIONS = ACTIONS[1:]
 POLICY_ROLES = ("champion", "challenger")
 POLICY_RELOAD_RESULTS = ("accepted", "refused")
 SNAPSHOT_RESULTS = ("accepted", "tampered")
@@ -73,7 +75,8 @@ def bounded(value: object, allowed: Iterable[str], other: str = OTHER) -> str:
 
 EVENTS_CONSUMED = Counter(
     "riskstream_events_consumed",
-    "Events read from Kafka, by source topic and event type.",
+    "Records read from Kafka, by source topic and event type; rejected records count too (type 'other' when "
+    "unreadable), so dead letters / consumed is the rejection ratio.",
     ["topic", "type"],
     registry=registry,
 )
@@ -236,6 +239,27 @@ DSCR_BREACH_FORECAST = Gauge(
     ["horizon_periods"],
     registry=registry,
 )
+
+
+def _initialise_fixed_series() -> None:
+    # A labelled series appears only when first touched, and `increase()` cannot see the first increment of a
+    # series that starts at 1; creating every fixed combination at 0 lets alerts fire on the very first event.
+    for stage in STAGES:
+        PROCESSING_LATENCY.labels(stage=stage)
+    for result in POLICY_RELOAD_RESULTS:
+        POLICY_RELOADS.labels(result=result)
+    for result in SNAPSHOT_RESULTS:
+        MODEL_SNAPSHOT_LOADS.labels(result=result)
+    for stage in DUPLICATE_STAGES:
+        DUPLICATES_SUPPRESSED.labels(stage=stage)
+    for action in COMMAND_ACTIONS:
+        COMMANDS_SENT.labels(action=action)
+    for action in ACTIONS:
+        for role in POLICY_ROLES:
+            POLICY_DECISIONS.labels(role=role, action=action)
+
+
+_initialise_fixed_series()
 
 
 def render() -> bytes:
