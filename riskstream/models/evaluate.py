@@ -117,8 +117,11 @@ def _ranks(s: np.ndarray) -> np.ndarray:
 
 
 def auc(scores, labels) -> float:
-    """Exact ROC AUC (ties count half). >>> auc([0.1, 0.4, 0.35, 0.8], [0, 0, 1, 1])
+    """Exact ROC AUC (ties count half).
+
+    >>> auc([0.1, 0.4, 0.35, 0.8], [0, 0, 1, 1])
     0.75
+
     """
     s = np.asarray(scores, float)
     y = np.asarray(labels, bool)
