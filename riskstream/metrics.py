@@ -12,8 +12,8 @@ or a hostile input can never blow up the series count.
 >>> metrics.EVENTS_CONSUMED.labels(topic="riskstream.events.behaviour", type="login").inc()
 >>> b"riskstream_events_consumed_total" in metrics.render()
 True
->>> metrics.bounded("close", metrics.ACTIONS)
-'close'
+>>> metrics.bounded("CLOSE", metrics.ACTIONS)
+'CLOSE'
 >>> metrics.bounded("acct-123", metrics.ACTIONS)
 'other'
 """
@@ -48,10 +48,19 @@ registry = CollectorRegistry(auto_describe=True)
 OTHER = "other"
 #: Stages of the latency histogram.
 STAGES = ("event_to_decision", "decision_to_command")
-#: Actions a decision or a command can carry ("none" = decision to do nothing).
-ACTIONS = ("none", "close", "limit", "freeze", "reprice", "plan", "warn", "review")
-#: Actions that become commands for downstream services.
-COMMAND_ACTIONS = ACTIONS[1:]
+#: Actions of decisions and commands (policy vocabulary + the actuator's REINSTATE); tests keep them aligned with
+#: riskstream.policy.vocabulary.ACTIONS and riskstream.actuator.commands.COMMAND_ACTIONS.
+ACTIONS = ("CLOSE", "FREEZE", "REDUCE_LIMIT", "REPAYMENT_PLAN", "REPRICE", "WARN", "REVIEW", "REINSTATE")
+COMMAND_ACTIONS = ACTIONS
+#: Dead-letter reason codes; aligned with riskstream.contracts.REASONS by tests.
+DEAD_LETTER_REASONS = (
+    "oversized", "undecodable", "not_an_object", "missing_field", "wrong_type", "invalid_value", "unknown_type",
+    "unsupported_version", "schema_incompatible", "future_timestamp", "stale_timestamp", "late", "unknown_account",
+    "duplicate",
+)
+DRIFT_DETECTORS = ("adwin", "page_hinkley")
+#: Horizons (in reporting periods) of the DSCR breach forecast gauge: facilities expected to breach within N periods.
+DSCR_HORIZONS = (1, 2, 4)
 POLICY_ROLES = ("champion", "challenger")
 POLICY_RELOAD_RESULTS = ("accepted", "refused")
 SNAPSHOT_RESULTS = ("accepted", "tampered")
@@ -252,6 +261,12 @@ def _initialise_fixed_series() -> None:
         MODEL_SNAPSHOT_LOADS.labels(result=result)
     for stage in DUPLICATE_STAGES:
         DUPLICATES_SUPPRESSED.labels(stage=stage)
+    for reason in DEAD_LETTER_REASONS:
+        DEAD_LETTERS.labels(reason=reason)
+    for detector in DRIFT_DETECTORS:
+        DRIFT_EVENTS.labels(detector=detector)
+    for horizon in DSCR_HORIZONS:
+        DSCR_BREACH_FORECAST.labels(horizon_periods=str(horizon))
     for action in COMMAND_ACTIONS:
         COMMANDS_SENT.labels(action=action)
     for action in ACTIONS:

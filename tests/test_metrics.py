@@ -83,7 +83,7 @@ def test_render_is_valid_exposition_text_with_values():
 
 
 def test_bounded_folds_unknown_values():
-    assert metrics.bounded("freeze", metrics.ACTIONS) == "freeze"
+    assert metrics.bounded("FREEZE", metrics.ACTIONS) == "FREEZE"
     assert metrics.bounded("ACC-0001", metrics.ACTIONS) == "other"
     assert metrics.bounded("accepted", metrics.SNAPSHOT_RESULTS) == "accepted"
     assert metrics.bounded(None, metrics.STAGES, other="unknown") == "unknown"
@@ -109,3 +109,21 @@ def test_metrics_addr_from_environment(monkeypatch):
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_label_sets_match_the_core_vocabularies():
+    from riskstream.actuator.commands import COMMAND_ACTIONS
+    from riskstream.contracts import REASONS
+    from riskstream.policy.vocabulary import ACTIONS as POLICY_ACTIONS
+
+    assert set(metrics.COMMAND_ACTIONS) == set(COMMAND_ACTIONS)
+    assert set(POLICY_ACTIONS) <= set(metrics.ACTIONS)
+    assert set(metrics.DEAD_LETTER_REASONS) == set(REASONS)
+
+
+def test_fixed_series_exist_at_zero_before_first_use():
+    # so that increase() in alerts sees the first refusal / tampered snapshot / dead letter
+    text = metrics.render().decode()
+    assert 'riskstream_policy_reloads_total{result="refused"} 0.0' in text
+    assert 'riskstream_model_snapshot_loads_total{result="tampered"} 0.0' in text
+    assert 'riskstream_dead_letters_total{reason="undecodable"}' in text
