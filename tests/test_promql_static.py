@@ -4,6 +4,8 @@ No pipeline: Prometheus scrapes a tiny HTTP server that exposes `riskstream.metr
 exist and the rules file is loaded by the real server too.
 """
 
+import re
+
 import pytest
 
 try:
@@ -56,3 +58,43 @@ def test_every_expression_is_accepted_by_prometheus(tmp_path):
         promql.stop_prometheus(proc)
         server.shutdown()
         server.server_close()
+
+
+def _dashboard_panels():
+    import json
+
+    tree = json.loads((promql.DASHBOARDS / "riskstream.json").read_text())
+    panels = []
+    for panel in tree["panels"]:
+        panels.append(panel)
+        panels.extend(panel.get("panels", []))
+    return tree, panels
+
+
+def test_dashboard_shows_every_metric_of_the_catalogue():
+    used = set()
+    for source, expr in promql.all_expressions():
+        if source.startswith("riskstream.json"):
+            used |= promql.metric_names_in(expr)
+    families = set()
+    for name in promql.exported_series_names():
+        families.add(re.sub(r"_(total|created|bucket|sum|count|info)$", "", name))
+    shown = {re.sub(r"_(total|created|bucket|sum|count|info)$", "", name) for name in used}
+    assert families - shown == set(), "metrics without a dashboard panel"
+
+
+def test_dashboard_layout_is_consistent():
+    tree, panels = _dashboard_panels()
+    assert tree["uid"] == "riskstream"
+    ids = [panel["id"] for panel in panels]
+    assert len(ids) == len(set(ids)), "panel ids must be unique"
+    occupied = set()
+    for panel in panels:
+        grid = panel["gridPos"]
+        assert 0 <= grid["x"] and grid["x"] + grid["w"] <= 24, panel["title"]
+        cells = {(x, y) for x in range(grid["x"], grid["x"] + grid["w"]) for y in range(grid["y"], grid["y"] + grid["h"])}
+        assert not cells & occupied, f"panel {panel['title']!r} overlaps another"
+        occupied |= cells
+        if panel["type"] not in {"row", "alertlist"}:
+            assert panel["targets"], panel["title"]
+            assert panel["datasource"]["uid"] == "prometheus"
