@@ -130,7 +130,8 @@ def load_policy(text_or_path, *, source: str | None = None) -> Policy:
     """Parse a policy from YAML text or a file path; raise `PolicyError` if anything is wrong."""
     text = text_or_path
     if isinstance(text_or_path, os.PathLike) or (
-        isinstance(text_or_path, str) and "\n" not in text_or_path and text_or_path.endswith((".yaml", ".yml"))
+        isinstance(text_or_path, str) and "\n" not in text_or_path
+        and (text_or_path.endswith((".yaml", ".yml")) or os.path.isfile(text_or_path))
     ):
         path = os.fspath(text_or_path)
         source = source or path
@@ -166,7 +167,7 @@ def load_policy(text_or_path, *, source: str | None = None) -> Policy:
 
     thresholds = _segments(c, doc.get("segments"))
     actions = _actions(c, doc.get("actions"))
-    order = _order(c, doc.get("action_order"), actions)
+    order = _order(c, doc.get("action_order"), actions, doc.get("actions"))
     rules = _rules(c, doc.get("rules"), thresholds, actions)
     return Policy(
         name=name.strip(), version=version, mode=mode, thresholds=thresholds, actions=actions,
@@ -268,7 +269,19 @@ def _actions(c: _Checker, acts) -> dict:
     return out
 
 
-def _order(c: _Checker, order, actions) -> tuple:
+def _order(c: _Checker, order, actions, raw_actions) -> tuple:
+    prio = {a: b["priority"] for a, b in raw_actions.items() if isinstance(b, dict) and "priority" in b}
+    if prio:
+        if order is not None:
+            c.fail(None, "action_order", "given together with 'priority' on actions", "use one of the two, not both")
+        for a in actions:
+            p = prio.get(a)
+            if p is None or not isinstance(p, int) or isinstance(p, bool):
+                c.fail(None, f"actions.{a}.priority", f"missing or not a whole number ({p!r})",
+                       "give every action a priority (1 = most severe) or use 'action_order' instead")
+        if len(set(prio.values())) != len(prio):
+            c.fail(None, "actions.*.priority", "two actions share a priority", "give each action its own number")
+        return tuple(sorted(actions, key=lambda a: prio[a]))
     if order is None:
         return tuple(a for a in ACTIONS if a in actions)
     if not isinstance(order, list) or not all(isinstance(a, str) for a in order):

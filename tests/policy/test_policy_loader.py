@@ -149,3 +149,18 @@ def test_cli_check(tmp_path, capsys):
     assert _cli(["policy", "check", str(bad)]) == 2
     err = capsys.readouterr().err
     assert "bad.yaml" in err and "rule 'r-close'" in err and "field 'when.all[0].fact'" in err
+
+
+def test_priority_instead_of_action_order():
+    p = load_policy(text(actions={"CLOSE": {"priority": 2}, "WARN": {"priority": 1, "grace": "1h"}}))
+    assert p.action_order == ("WARN", "CLOSE")
+    refuse(text(actions={"CLOSE": {"priority": 1}, "WARN": {"grace": "1h"}}), "field 'actions.WARN.priority'")
+    refuse(text(actions={"CLOSE": {"priority": 1}, "WARN": {"priority": 1}}), "share a priority")
+    refuse(text(actions={"CLOSE": {"priority": 1}, "WARN": {"priority": 2}}, action_order=["CLOSE", "WARN"]),
+           "field 'action_order'")
+
+
+def test_path_without_yaml_suffix(tmp_path):
+    p = tmp_path / "policy.txt"
+    p.write_text(text())
+    assert load_policy(str(p)).source == str(p)
