@@ -25,7 +25,7 @@ _CHOICES = {
     ("drift", "reaction"): ("alert_only", "reset", "retrain_window"),
 }
 _POSITIVE = {
-    ("scorer", "learning_rate"), ("scorer", "bad_weight"), ("scorer", "n_models"), ("scorer", "reasons_top_k"),
+    ("scorer", "learning_rate"), ("scorer", "intercept_lr"), ("scorer", "bad_weight"), ("scorer", "n_models"), ("scorer", "reasons_top_k"),
     ("scorer", "base_odds"), ("scorer", "pdo"), ("labels", "bad_dpd"), ("labels", "horizon_cycles"),
     ("labels", "horizon_ms"), ("labels", "max_open_per_entity"), ("labels", "max_open_total"),
     ("trainer", "publish_every"), ("drift", "delta"), ("drift", "window"), ("anomaly", "n_trees"),

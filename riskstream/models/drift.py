@@ -29,22 +29,29 @@ class DriftMonitor:
         section = config["drift"] if isinstance(config.get("drift"), dict) else config
         self.config = {**_DEFAULTS, **section}
         self.reaction = self.config["reaction"]
-        self._error = self._make()
-        self._score = self._make()
+        self._error = self._make(mode="up")  # only a worse error is a problem; learning makes it fall
+        self._score = self._make(mode="both")
         self.n_error_drifts = 0
         self.n_score_drifts = 0
         self.n_errors = 0
+        self.n_error_improvements = 0  # ADWIN changes where the error fell (ignored)
         self.last_error_drift_at: int | None = None  # index (0-based) of the error that fired
 
-    def _make(self):
+    def _make(self, mode: str):
         if self.config["detector"] == "page_hinkley":
-            return drift.PageHinkley(delta=self.config["ph_delta"], threshold=self.config["ph_threshold"])
+            return drift.PageHinkley(delta=self.config["ph_delta"], threshold=self.config["ph_threshold"], mode=mode)
         return drift.ADWIN(delta=self.config["delta"])
 
     def update_error(self, e: float) -> bool:
+        """Feed one prequential error; True when the error has drifted UP (the model got worse)."""
+        before = getattr(self._error, "estimation", None)
         self._error.update(float(e))
         self.n_errors += 1
         if self._error.drift_detected:
+            after = getattr(self._error, "estimation", None)
+            if before is not None and after is not None and after <= before:
+                self.n_error_improvements += 1
+                return False
             self.n_error_drifts += 1
             self.last_error_drift_at = self.n_errors - 1
             return True

@@ -247,7 +247,7 @@ def evaluate_rows(header: list[str], rows: list[dict[str, str]], *, target: str,
         "label_delay": label_delay,
         "bad_rate": round(float(labels.mean()), 4),
         "settings": {
-            "online": {k: cfg["scorer"][k] for k in ("learning_rate", "l2", "bad_weight", "n_models", "seed")},
+            "online": {k: cfg["scorer"][k] for k in ("learning_rate", "l2", "intercept_lr", "bad_weight", "n_models", "seed")},
             "batch": {"method": "IRLS L2 logistic regression", "l2": batch_l2, "folds": folds, "seed": seed},
             "encoding": {"numeric": len(numeric), "categorical": len(columns) - len(numeric)},
         },

@@ -98,7 +98,7 @@ def _reason_text(feature: str, value: float, mean: float, contribution: float) -
 class Scorer:
     """An online PD model over `dict[str, float]` features; missing keys count as 0.
 
-    `kind` is "logistic" (StandardScaler | LogisticRegression with AdaGrad and L2) or "tree"
+    `kind` is "logistic" (StandardScaler | LogisticRegression with AdaGrad, L2 and an SGD intercept) or "tree"
     (ARFClassifier). `version` is set by the Trainer when it publishes a snapshot.
     """
 
@@ -112,7 +112,8 @@ class Scorer:
         if self.kind == "logistic":
             self.scaler = preprocessing.StandardScaler()
             self.model = linear_model.LogisticRegression(
-                optimizer=optim.AdaGrad(self.config["learning_rate"]), l2=self.config["l2"]
+                optimizer=optim.AdaGrad(self.config["learning_rate"]), l2=self.config["l2"],
+                intercept_lr=self.config["intercept_lr"],
             )
         elif self.kind == "tree":
             self.scaler = None
