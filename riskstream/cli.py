@@ -22,6 +22,7 @@ or all of it at once: ./scripts/demo
 
 # Commands contributed by core modules: each module has register(subparsers).
 PLUGINS = (
+    "riskstream.demo",
     "riskstream.models.evaluate",
     "riskstream.models.scenario",
     "riskstream.policy.cli",
