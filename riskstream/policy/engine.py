@@ -38,7 +38,7 @@ True
 from __future__ import annotations
 
 import hashlib
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 from .loader import Condition, Group, Policy, Rule
@@ -62,13 +62,10 @@ class Decision:
     event_time: int
     mode: str
     product: str | None = None
-    extra: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
-        d = asdict(self)
-        d.pop("extra")
-        d.update(self.extra)
-        return d
+        """Plain, JSON-able dict (the value published to riskstream.decisions)."""
+        return asdict(self)
 
 
 def decision_id(account_id, event_id, policy_name, policy_version) -> str:
