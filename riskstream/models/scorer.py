@@ -137,13 +137,17 @@ class Scorer:
                 out[k] = 0.0
         return out
 
-    def _pd_of(self, xd: dict[str, float]) -> float:
+    def _pd_of(self, xd: dict[str, float], z: dict[str, float] | None = None) -> float:
         if self.kind == "logistic":
-            z = self.scaler.transform_one(xd)
-            proba = self.model.predict_proba_one(z)
+            proba = self.model.predict_proba_one(self.scaler.transform_one(xd) if z is None else z)
         else:
             proba = self.model.predict_proba_one(xd)
         return float(proba.get(True, 0.0)) if proba else 0.0
+
+    def _mean(self, k: str) -> float:
+        if self.kind == "logistic":
+            return float(self.scaler.means.get(k, 0.0))  # the scaler already keeps running means
+        return self.means[k].get() if k in self.means else 0.0
 
     def predict_pd(self, x: dict) -> float:
         """The PD alone, without reasons (cheaper)."""
@@ -151,36 +155,36 @@ class Scorer:
 
     def predict_one(self, x: dict) -> Score:
         xd = self._dense(x)
-        pd = self._pd_of(xd)
+        z = self.scaler.transform_one(xd) if self.kind == "logistic" else None
+        pd = self._pd_of(xd, z)
         if self.n_learned == 0:
             pd = 0.5  # an untrained model knows nothing: say so plainly rather than an arbitrary value
         cfg = self.config
         return Score(
             pd=pd,
             score=pd_to_score(pd, base_points=cfg["base_points"], base_odds=cfg["base_odds"], pdo=cfg["pdo"]),
-            reasons=self._reasons(xd, pd),
+            reasons=self._reasons(xd, pd, z),
             model_version=self.model_version,
         )
 
-    def _reasons(self, xd: dict[str, float], pd: float) -> tuple[Reason, ...]:
+    def _reasons(self, xd: dict[str, float], pd: float, z: dict[str, float] | None) -> tuple[Reason, ...]:
         if self.n_learned == 0:
             return ()
         contributions: dict[str, float] = {}
-        if self.kind == "logistic":
-            z = self.scaler.transform_one(xd)
+        if z is not None:
             weights = self.model.weights
             for k, zv in z.items():
                 contributions[k] = weights.get(k, 0.0) * zv
         else:
             # Attribution: how much the PD drops when the feature is set to its running mean.
             for k in xd:
-                mean = self.means[k].get() if k in self.means else 0.0
+                mean = self._mean(k)
                 if xd[k] == mean:
                     continue
                 contributions[k] = pd - self._pd_of({**xd, k: mean})
         top = sorted((c for c in contributions.items() if c[1] > 0), key=lambda kv: (-kv[1], kv[0]))
         return tuple(
-            Reason(k, c, _reason_text(k, xd[k], self.means[k].get() if k in self.means else 0.0, c))
+            Reason(k, c, _reason_text(k, xd[k], self._mean(k), c))
             for k, c in top[: int(self.config["reasons_top_k"])]
         )
 
@@ -189,8 +193,9 @@ class Scorer:
             if k not in self.features:
                 self.features[k] = None
         xd = self._dense(x)
-        for k, v in xd.items():
-            self.means.setdefault(k, stats.Mean()).update(v)
+        if self.kind == "tree":
+            for k, v in xd.items():
+                self.means.setdefault(k, stats.Mean()).update(v)
         y = bool(y)
         w = self.config["bad_weight"] if y else 1.0
         if self.kind == "logistic":
