@@ -1,0 +1,37 @@
+"""Event contracts: the catalogue, the hot-path validator, wire helpers, dead letters and JSON Schemas.
+
+>>> from riskstream.privacy import Pseudonymizer
+>>> ev = make_event("login", "A7", {"device_fingerprint": "fp-9", "ip": "198.51.100.4"}, event_time=5_000)
+>>> parsed = parse_event(encode_event(ev), now_ms=6_000, pseudonymizer=Pseudonymizer(b"doc-secret"))
+>>> sorted(parsed["payload"])
+['device_fingerprint_hash', 'ip_hash']
+
+"""
+
+from .deadletter import dead_letter, read_dead_letter
+from .jsonschema import json_schema, write_schemas
+from .reasons import REASON_DOCS, REASONS, Rejected
+from .spec import FAMILIES, SPEC, Family, Field, TypeSpec
+from .validator import DEFAULT_LIMITS, Limits, Validator, parse_event
+from .wire import encode_event, make_event
+
+__all__ = [
+    "DEFAULT_LIMITS",
+    "FAMILIES",
+    "Family",
+    "Field",
+    "Limits",
+    "REASONS",
+    "REASON_DOCS",
+    "Rejected",
+    "SPEC",
+    "TypeSpec",
+    "Validator",
+    "dead_letter",
+    "encode_event",
+    "json_schema",
+    "make_event",
+    "parse_event",
+    "read_dead_letter",
+    "write_schemas",
+]
