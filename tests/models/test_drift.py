@@ -65,3 +65,9 @@ def test_score_distribution_drift():
     fired = [mon.update_score(0.05 if i < 1000 else 0.4) for i in range(2000)]
     assert any(fired[1000:1200]) and not any(fired[:1000])
     assert mon.stats()["score_drifts"] >= 1
+
+
+def test_reset_reaction_replaces_the_model():
+    fired, trainer, _ = _run("adwin", "reset")
+    assert fired and trainer.n_reactions == len(fired)
+    assert trainer.scorer.n_learned < 2 * FLIP  # the fresh model has learned only since the last reset
