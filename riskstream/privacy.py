@@ -6,7 +6,7 @@ hash) means nobody without the secret can confirm a guess such as a phone number
 
 >>> ps = Pseudonymizer(b"doc-secret")
 >>> token = ps.pseudonym("203.0.113.7")
->>> len(token), token == ps.pseudonym("203.0.113.7"), token == Pseudonymizer(b"other").pseudonym("203.0.113.7")
+>>> len(token), token == ps.pseudonym("203.0.113.7"), token == Pseudonymizer(b"other-secret").pseudonym("203.0.113.7")
 (16, True, False)
 
 """

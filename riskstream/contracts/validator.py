@@ -278,7 +278,9 @@ class _Compiled:
         self.name = name
         self.family = t.family
         self.entity = families[t.family].entity_fields
-        self.checkers = {v: _gen_checker(name, v, fields) for v, fields in t.versions.items()}
+        if t.min_version > t.newest or t.family not in families:
+            raise ValueError(f"spec of {name!r}: min_version above the newest version, or unknown family")
+        self.checkers = {v: _gen_checker(name, v, f) for v, f in t.versions.items() if v >= t.min_version}
         self.min_version = t.min_version
         self.newest = t.newest
         self.newest_checker = self.checkers[self.newest]
