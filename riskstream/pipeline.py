@@ -7,7 +7,8 @@ them from a file. Each step returns the records to publish as `Out(topic, key, v
 >>> p = Pipeline(PipelineConfig())
 >>> raw = encode_event(make_event("account_opened", "A1", {"product": "credit_line", "segment": "retail",
 ...                                "limit": 1000, "currency": "EUR"}, event_time=1_000))
->>> out = p.ingest(raw, topic="riskstream.events.behaviour", partition=0, offset=0, now_ms=2_000)
+>>> out = p.ingest(raw, topic="riskstream.events.behaviour", family="behaviour", partition=0, offset=0,
+...                now_ms=2_000)
 >>> out.topic, out.key
 ('riskstream.events.valid', b'A1')
 """
@@ -64,8 +65,9 @@ class Pipeline:
         self.config = config
 
     # -- ingest: raw upstream bytes -> valid event or dead letter ------------------------------------------------
-    def ingest(self, raw: bytes, *, topic: str, partition: int, offset: int, now_ms: int) -> Out:
-        family = FAMILY_OF_TOPIC.get(topic)
+    def ingest(self, raw: bytes, *, topic: str, partition: int, offset: int, now_ms: int,
+               family: str | None = None) -> Out:
+        """`topic` is where the bytes came from (kept in dead letters); `family` restricts the accepted types."""
         parsed = parse_event(raw, now_ms=now_ms, pseudonymizer=self.config.pseudonymizer,
                              limits=self.config.limits, family=family)
         if isinstance(parsed, Rejected):

@@ -86,10 +86,14 @@ def _raw_topic(app: faust.App, *names: str) -> faust.TopicT:
 
 
 class Publisher:
-    """Sends `Out` records now (not attached to the event) and waits for their acks in one go."""
+    """Sends `Out` records (logical topic names) now, not attached to the event, and waits for all acks at once."""
 
     def __init__(self, app: faust.App, topo: Topology):
         self._topics = {name: _raw_topic(app, topo.name(name)) for name in topo.topics}
+        self._prefix_len = len(topo.topic_prefix)
+
+    def logical(self, physical: str) -> str:
+        return physical[self._prefix_len:]
 
     async def publish(self, outs: list[Out]) -> None:
         futures = [await self._topics[o.topic].send(key=o.key, value=o.value, force=True) for o in outs]
@@ -113,7 +117,8 @@ def write_table(table, dirty: dict[bytes, tuple[bytes, object]]) -> None:
 
 def build_worker(s: StreamSettings, config: PipelineConfig | None = None) -> faust.App:
     topo = s.topology
-    app = make_app(topo.app_id, s)
+    # The prefix also names the group, so Faust's changelog "<app id>-accounts-changelog" is the declared topic.
+    app = make_app(topo.topic_prefix + topo.agents["score"].group, s)
     pipeline = Pipeline(config or PipelineConfig())
     pub = Publisher(app, topo)
     ingest_spec = topo.agents["ingest"]
@@ -130,10 +135,10 @@ def build_worker(s: StreamSettings, config: PipelineConfig | None = None) -> fau
             outs = []
             for ev in batch:
                 m = ev.message
-                out = pipeline.ingest(m.value or b"", topic=m.topic, partition=m.partition, offset=m.offset,
-                                      now_ms=t)
+                family = FAMILY_OF_TOPIC.get(pub.logical(m.topic))
+                out = pipeline.ingest(m.value or b"", topic=m.topic, family=family, partition=m.partition,
+                                      offset=m.offset, now_ms=t)
                 outs.append(out)
-                family = FAMILY_OF_TOPIC.get(m.topic, "other")
                 metrics.EVENTS_CONSUMED.labels(topic=m.topic, type=family).inc()
                 if out.topic == "riskstream.deadletter":
                     metrics.DEAD_LETTERS.labels(reason=out.key.decode()).inc()
@@ -163,7 +168,7 @@ def build_worker(s: StreamSettings, config: PipelineConfig | None = None) -> fau
 def build_actuator(s: StreamSettings, config: PipelineConfig | None = None) -> faust.App:
     topo = s.topology
     spec = topo.agents["actuator"]
-    app = make_app(spec.group, s)
+    app = make_app(topo.topic_prefix + spec.group, s)
     pipeline = Pipeline(config or PipelineConfig())
     pub = Publisher(app, topo)
     decisions = _raw_topic(app, topo.name(spec.reads[0]))
