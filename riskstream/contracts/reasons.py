@@ -32,7 +32,8 @@ REASON_DOCS: dict[str, str] = {
     "wrong_type": "a field has the wrong JSON type (bool is not a number; times must be integers)",
     "invalid_value": "a field has the right type but an out-of-range or unknown value",
     "unknown_type": "the `type` is not in the catalogue, or belongs to another topic's family",
-    "unsupported_version": "`schema_version` is below the oldest version still supported for the type",
+    "unsupported_version": "`schema_version` is below the oldest version still supported for the type (or a "
+    "retired version between known ones)",
     "schema_incompatible": "`schema_version` is newer than this code knows and the payload does not validate "
     "against the newest known version (a breaking change)",
     "future_timestamp": "event_time or producer_time is later than now + Limits.max_future_skew_ms",

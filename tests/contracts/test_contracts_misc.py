@@ -139,3 +139,13 @@ def test_doctests(module):
 def test_encode_event_is_orjson():
     ev = make_event("limit_check", "A1", {}, event_time=1)
     assert orjson.loads(encode_event(ev)) == ev
+
+
+def test_docs_list_every_reason():
+    from pathlib import Path
+
+    from riskstream.contracts import REASONS
+
+    text = (Path(__file__).parents[2] / "docs" / "contracts.md").read_text()
+    for code in REASONS:
+        assert f"| `{code}` |" in text
