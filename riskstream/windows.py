@@ -161,6 +161,11 @@ class WindowSpec:
         return (self.keeps_sum | self.keeps_min << 1 | self.keeps_max << 2 | self.keeps_last << 3
                 | self.keeps_keys << 4)
 
+    @functools.cached_property
+    def empty_result(self) -> dict[str, Any]:
+        """Aggregates of an empty window (bucket 0 lies outside the window (-2, -1])."""
+        return aggregate({0: [0, 0, 0, 0, 0, 0, set()]}, self, 1, -1)
+
     def horizon(self, label: str) -> int:
         """Horizon in ms for a label such as ``"24h"`` (any equivalent spelling is accepted)."""
         return parse_duration(label)
@@ -392,43 +397,33 @@ def aggregate(buckets: dict[int, list], spec: WindowSpec, horizon: int, as_of: i
     count/distinct are ints, sum/min/max/mean/last floats, since_last is ms; min/max/mean/last/since_last are None
     for an empty window.
     """
+    if not buckets:
+        return dict(spec.empty_result)
     g = spec.granularity
     hi = as_of // g
     lo = hi - horizon // g
-    count = total = 0
-    mn = mx = None
-    last_t = last_v = None
-    keys: set | None = set() if spec.keeps_keys else None
-    for idx, b in buckets.items():
-        if lo < idx <= hi:
-            count += b[COUNT]
-            total += b[SUM]
-            if mn is None or b[MIN] < mn:
-                mn = b[MIN]
-            if mx is None or b[MAX] > mx:
-                mx = b[MAX]
-            if last_t is None or b[LAST_T] > last_t or (b[LAST_T] == last_t and b[LAST_V] > last_v):
-                last_t, last_v = b[LAST_T], b[LAST_V]
-            if keys is not None:
-                keys |= b[KEYS]
+    sel = [b for idx, b in buckets.items() if lo < idx <= hi]
     out: dict[str, Any] = {}
+    total = sum([b[SUM] for b in sel]) if spec.keeps_sum else 0
+    count = sum([b[COUNT] for b in sel])
+    last = max([(b[LAST_T], b[LAST_V]) for b in sel]) if spec.keeps_last and sel else None
     for agg in spec.aggregates:
         if agg == "count":
             out["count"] = count
         elif agg == "sum":
             out["sum"] = total / VALUE_SCALE
         elif agg == "min":
-            out["min"] = None if mn is None else mn / VALUE_SCALE
+            out["min"] = min([b[MIN] for b in sel]) / VALUE_SCALE if sel else None
         elif agg == "max":
-            out["max"] = None if mx is None else mx / VALUE_SCALE
+            out["max"] = max([b[MAX] for b in sel]) / VALUE_SCALE if sel else None
         elif agg == "mean":
             out["mean"] = total / count / VALUE_SCALE if count else None
         elif agg == "distinct":
-            out["distinct"] = len(keys)
+            out["distinct"] = len(set().union(*[b[KEYS] for b in sel]))
         elif agg == "last":
-            out["last"] = None if last_v is None else last_v / VALUE_SCALE
+            out["last"] = None if last is None else last[1] / VALUE_SCALE
         elif agg == "since_last":
-            out["since_last"] = None if last_t is None else as_of - last_t
+            out["since_last"] = None if last is None else as_of - last[0]
     return out
 
 
@@ -440,6 +435,8 @@ def oldest_kept_index(spec: WindowSpec, watermark: int, lateness: int) -> int:
 def expire(buckets: dict[int, list], spec: WindowSpec, watermark: int, lateness: int) -> None:
     """Drop buckets no query as of ``>= watermark - lateness`` can reach (in place)."""
     keep_from = oldest_kept_index(spec, watermark, lateness)
+    if not buckets or min(buckets) >= keep_from:
+        return
     stale = [idx for idx in buckets if idx < keep_from]
     for idx in stale:
         del buckets[idx]
