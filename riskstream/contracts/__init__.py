@@ -11,7 +11,7 @@
 from .deadletter import dead_letter, read_dead_letter
 from .jsonschema import json_schema, write_schemas
 from .reasons import REASON_DOCS, REASONS, Rejected
-from .spec import FAMILIES, SPEC, Family, Field, TypeSpec
+from .spec import FAMILIES, SPEC, TOPIC_FAMILIES, Family, Field, TypeSpec
 from .validator import DEFAULT_LIMITS, Limits, Validator, parse_event
 from .wire import encode_event, make_event
 
@@ -25,6 +25,7 @@ __all__ = [
     "REASON_DOCS",
     "Rejected",
     "SPEC",
+    "TOPIC_FAMILIES",
     "TypeSpec",
     "Validator",
     "dead_letter",

@@ -24,6 +24,7 @@ __all__ = [
     "TypeSpec",
     "Family",
     "FAMILIES",
+    "TOPIC_FAMILIES",
     "SPEC",
     "string",
     "number",
@@ -95,6 +96,9 @@ FAMILIES: Mapping[str, Family] = {
     "market": Family("riskstream.events.market", ("indicator", "segment")),
     "project": Family("riskstream.events.project", ("facility_id",)),
 }
+
+# Upstream topic (without the deployment's topic_prefix) -> family, for `parse_event(..., family=...)`.
+TOPIC_FAMILIES: Mapping[str, str] = {f.topic: name for name, f in FAMILIES.items()}
 
 
 class TypeSpec(NamedTuple):

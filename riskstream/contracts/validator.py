@@ -1,8 +1,9 @@
 """The hot-path validator: raw bytes in, a parsed PII-free event dict or a `Rejected` out. Never raises.
 
-Each (type, version) contract in `riskstream.contracts.spec` is compiled once, at import, into a small generated
-Python function that checks and copies the payload with straight-line code (no loop over field specs, no
-per-event allocation besides the output dicts). Refusals are preallocated `Rejected` constants.
+The spec in `riskstream.contracts.spec` is compiled once, at import, into generated straight-line Python (no loop
+over field specs, no per-event allocation besides the output): per type, an accept-only fast path that turns the
+decoded dict into the output in place; and per (type, version), a field-by-field reference checker that names the
+exact reason of a refusal. Common refusals are preallocated `Rejected` constants.
 
 >>> from riskstream.privacy import Pseudonymizer
 >>> ps = Pseudonymizer(b"doc-secret")
