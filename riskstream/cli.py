@@ -99,7 +99,8 @@ def _serve(args, build) -> int:
     if args.metrics_port:
         metrics.start_metrics_server(args.metrics_port)
     settings = StreamSettings(bootstrap=_resolve_bootstrap(args), topology=load_topology(args.topology),
-                              web_port=args.web_port, data_dir=args.data_dir)
+                              web_port=args.web_port, data_dir=args.data_dir,
+                              policy_file=getattr(args, "policy", None), audit_log=args.audit_log)
     app = build(settings)
     run(app, loglevel=args.log_level.lower())
     return 0
@@ -121,7 +122,8 @@ def cmd_simulate(args) -> int:
     from .stream.produce import produce
     start = args.start_ms or (int(time.time() * 1000) // 86_400_000 - args.days_back) * 86_400_000
     sim = Simulator(SimConfig(accounts=args.accounts, facilities=args.facilities, seed=args.seed,
-                              start_ms=start, malformed_share=args.malformed))
+                              start_ms=start, malformed_share=args.malformed),
+                    producer_clock=lambda: int(time.time() * 1000))
     sent = produce(_resolve_bootstrap(args), sim.wire(args.events), rate=args.rate,
                    progress=not args.quiet)
     print(f"sent {sent} events", file=sys.stderr)
@@ -170,6 +172,10 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
         w.add_argument("--topology", default=str(Path(__file__).resolve().parent.parent / "topology.yaml"))
         w.add_argument("--data-dir", default="var/faust", help="Faust data directory")
         w.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+        w.add_argument("--audit-log", help=f"hash-chained audit file (default var/audit/{name}.jsonl)")
+        if name == "worker":
+            w.add_argument("--policy", help="champion policy file, watched for changes and hot-reloaded "
+                                            "(default: the bundled riskstream/policies/default.yaml)")
         w.set_defaults(func=func)
 
     s = sub.add_parser("simulate", help="publish simulated upstream events",

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import dataclasses
 import zlib
+
+import orjson
 from typing import Iterable
 
 from .pipeline import FAMILY_OF_TOPIC, T_COMMANDS, T_DEAD, T_DECISIONS, T_VALID, Out, Pipeline, PipelineConfig
@@ -30,6 +32,7 @@ class ReplayResult:
     other: list[Out] = dataclasses.field(default_factory=list)
     accounts: dict[bytes, bytes] = dataclasses.field(default_factory=dict)
     lines: dict[bytes, bytes] = dataclasses.field(default_factory=dict)
+    audit: list[dict] = dataclasses.field(default_factory=list)
 
     def sort(self, out: Out) -> None:
         {T_VALID: self.valid, T_DEAD: self.dead, T_DECISIONS: self.decisions,
@@ -37,9 +40,11 @@ class ReplayResult:
 
 
 def replay(records: Iterable[tuple[str, bytes, bytes]], *, now_ms: int,
-           config: PipelineConfig | None = None) -> ReplayResult:
-    """Run ingest → account → actuator over `records` ((topic, key, value) in upstream order)."""
-    p = Pipeline(config or PipelineConfig())
+           config: PipelineConfig | None = None, pipeline: Pipeline | None = None) -> ReplayResult:
+    """Run ingest → account → actuator over `records` ((topic, key, value) in upstream order).
+
+    `now_ms` is the wall clock the ingest checks (future/stale timestamps) compare against."""
+    p = pipeline or Pipeline(config or PipelineConfig())
     res = ReplayResult()
     offsets: dict[tuple[str, int], int] = {}
 
@@ -53,18 +58,22 @@ def replay(records: Iterable[tuple[str, bytes, bytes]], *, now_ms: int,
         part = partition_of(key)
         out = p.ingest(value, topic=topic, family=FAMILY_OF_TOPIC.get(topic), partition=part,
                        offset=next_offset(topic, part), now_ms=now_ms)
+        if out.topic == T_VALID and FAMILY_OF_TOPIC.get(topic) == "market":
+            p.on_market(orjson.loads(out.value))  # global context, as every live worker does
+            continue
         res.sort(out)
         if out.topic != T_VALID:
             continue
         vpart = partition_of(out.key)
         state, outs = p.account(res.accounts.get(out.key), out.value, partition=vpart,
-                                offset=next_offset(T_VALID, vpart), now_ms=now_ms)
+                                offset=next_offset(T_VALID, vpart))
         if state is not None:
             res.accounts[out.key] = state
         for o in outs:
             res.sort(o)
             if o.topic == T_DECISIONS:
-                line, cmds = p.actuate(res.lines.get(o.key), o.value, now_ms=now_ms)
+                line, cmds, audit = p.actuate(res.lines.get(o.key), o.value, active_accounts=len(res.accounts))
+                res.audit.extend(audit)
                 if line is not None:
                     res.lines[o.key] = line
                 for c in cmds:

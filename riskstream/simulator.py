@@ -44,8 +44,10 @@ class SimConfig:
 class Simulator:
     """Yields `(topic, event_dict)`; `wire()` yields `(topic, key, bytes)` including malformed ones."""
 
-    def __init__(self, config: SimConfig = SimConfig()):
+    def __init__(self, config: SimConfig = SimConfig(), *, producer_clock=None):
+        """`producer_clock()` (epoch ms) stamps producer_time as a live producer would; default event time + 5 ms."""
         self.c = config
+        self.producer_clock = producer_clock
         self.rng = random.Random(config.seed)
         self.t = config.start_ms
         self.accounts = [f"ACC{i:06d}" for i in range(config.accounts)]
@@ -62,7 +64,8 @@ class Simulator:
     def _ev(self, type_: str, entity: str, payload: dict) -> dict:
         self.seq += 1
         return make_event(type_, entity, payload, event_time=self.t, event_id=f"sim-{self.c.seed}-{self.seq}",
-                          producer_time=self.t + 5, source="simulator")
+                          producer_time=self.producer_clock() if self.producer_clock else self.t + 5,
+                          source="simulator")
 
     def opening(self) -> Iterator[tuple[str, dict]]:
         for a in self.accounts:

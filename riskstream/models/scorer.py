@@ -22,7 +22,7 @@ from __future__ import annotations
 import dataclasses
 import math
 
-from river import forest, linear_model, optim, preprocessing, stats
+from river import linear_model, optim, preprocessing, stats
 
 from riskstream.models.config import load_config
 
@@ -117,6 +117,8 @@ class Scorer:
             )
         elif self.kind == "tree":
             self.scaler = None
+            from river import forest  # imported only when chosen: it pulls in scipy (~2 s at start-up)
+
             self.model = forest.ARFClassifier(n_models=int(self.config["n_models"]), seed=int(self.config["seed"]))
         else:
             raise ValueError(f"scorer.kind must be 'logistic' or 'tree', got {self.kind!r}")

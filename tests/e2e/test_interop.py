@@ -20,17 +20,22 @@ T0 = int(time.time() * 1000) - 3_600_000
 
 
 def upstream_events(n_accounts: int, per_account: int) -> list[tuple[str, bytes, bytes]]:
-    """Behaviour events only: one topic keeps each account's order identical live and in replay."""
+    """Behaviour events only (one topic keeps each account's order identical live and in replay): failed logins,
+    a new device and a run of drawdowns on a small line, so the champion policy freezes and cuts limits."""
     out = []
     for a in range(n_accounts):
         acc = f"IOP{a:04d}"
         evs = [make_event("account_opened", acc, {"product": "credit_line", "segment": "retail", "limit": 1000.0,
                                                   "currency": "EUR", "name": "N. Person"}, event_time=T0)]
         for i in range(per_account - 1):
-            kind = ("login", "drawdown", "purchase")[i % 3]
-            payload = {"login": {"device_fingerprint": f"fp-{acc}", "ip": "198.51.100.9"},
-                       "drawdown": {"amount": 100.0 + i}, "purchase": {"amount": 10.0, "merchant_id": "M1"}}[kind]
-            evs.append(make_event(kind, acc, payload, event_time=T0 + 60_000 * (i + 1)))
+            t = T0 + 60_000 * (i + 1)
+            if i < 5 and a % 2 == 0:
+                evs.append(make_event("login_failed", acc, {"device_fingerprint": f"fp-x{i}", "ip": "203.0.113.5"},
+                                      event_time=t))
+            elif i == 5:
+                evs.append(make_event("device_change", acc, {"device_fingerprint": f"fp-new-{acc}"}, event_time=t))
+            else:
+                evs.append(make_event("drawdown", acc, {"amount": 150.0}, event_time=t))
         out += [("riskstream.events.behaviour", acc.encode(), encode_event(e)) for e in evs]
     return out
 
