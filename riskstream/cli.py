@@ -28,6 +28,7 @@ PLUGINS = {
     "scenario": ("riskstream.models.scenario", "stress a portfolio snapshot with market shocks (no commands)"),
     "policy": ("riskstream.policy.cli", "check policy files"),
     "audit": ("riskstream.audit", "verify the tamper-evident audit log"),
+    "control": ("riskstream.control", "publish policy versions, overrides and breaker resets"),
 }
 
 

@@ -127,6 +127,7 @@ class Pipeline:
         self.policies = PolicyHolder(load_policy(self.config.policy_path))
         self.challengers: list[Policy] = [load_policy(p) for p in self.config.challenger_paths]
         self.breaker = MassCloseBreaker(self.config.breaker_max_share, self.config.breaker_max_count)
+        self._resets_done: list = []
 
     # -- context updates (called by the shell; deterministic given their inputs) -----------------------------------
     @property
@@ -260,6 +261,11 @@ class Pipeline:
         now = int(inp.get("event_time") or inp.get("time") or 0)
         audit: list[dict] = []
         if kind == "breaker_reset":
+            # The control agent copies a reset to every partition; apply each reset once.
+            cid = inp.get("control_id")
+            if cid in self._resets_done:
+                return None, [], []
+            self._resets_done = (self._resets_done + [cid])[-32:]
             released, dropped, audit = self.breaker.reset(inp.get("how", "release"), now, inp.get("by"),
                                                           inp.get("reason"))
             outs = [Out(T_COMMANDS, c["account_id"].encode(), orjson.dumps(c), c["action"]) for c in released]
