@@ -121,9 +121,10 @@ def cmd_actuator(args) -> int:
 def cmd_simulate(args) -> int:
     from .simulator import SimConfig, Simulator
     from .stream.produce import produce
-    start = args.start_ms or (int(time.time() * 1000) // 86_400_000 - args.days_back) * 86_400_000
+    # Default: the simulated clock ends about now, so producer-to-decision latency is meaningful.
+    start = args.start_ms or int(time.time() * 1000) - args.events * args.step_ms
     sim = Simulator(SimConfig(accounts=args.accounts, facilities=args.facilities, seed=args.seed,
-                              start_ms=start, malformed_share=args.malformed),
+                              start_ms=start, malformed_share=args.malformed, step_ms=args.step_ms),
                     producer_clock=lambda: int(time.time() * 1000))
     sent = produce(_resolve_bootstrap(args), sim.wire(args.events), rate=args.rate,
                    progress=not args.quiet)
@@ -189,8 +190,11 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     s.add_argument("--seed", type=int, default=7)
     s.add_argument("--rate", type=float, default=0, help="events per second (default 0 = as fast as possible)")
     s.add_argument("--malformed", type=float, default=0.0, help="share of events corrupted on the wire (0..1)")
-    s.add_argument("--start-ms", type=int, default=0, help="event time of the first event (default: N days ago)")
-    s.add_argument("--days-back", type=int, default=60, help="with no --start-ms: start this many days ago")
+    s.add_argument("--start-ms", type=int, default=0,
+                   help="event time of the first event (default: so that the last event is about now)")
+    s.add_argument("--step-ms", type=int, default=500,
+                   help="mean event-time gap between events (default 500). Events of one account arrive on several "
+                        "topics, so a big gap at a high rate turns normal cross-topic reordering into late events")
     s.add_argument("--quiet", action="store_true")
     s.set_defaults(func=cmd_simulate)
 

@@ -47,7 +47,8 @@ def run_demo(args) -> int:
             say(f"[demo] actuator ready in {actuator.wait_ready():.1f}s, metrics on http://127.0.0.1:{act_port}/metrics")
             sim = Proc("simulator", ["simulate", "--bootstrap", cluster.bootstrap, "--events", str(args.events),
                                      "--rate", str(args.rate), "--accounts", str(args.accounts),
-                                     "--malformed", str(args.malformed), "--quiet"], work)
+                                     "--malformed", str(args.malformed), "--step-ms", str(args.step_ms),
+                                     "--quiet"], work)
             cluster.procs.append(sim)
             say(f"[demo] simulator publishing {args.events} events at {args.rate:g}/s "
                 f"({args.malformed:.0%} malformed); running up to {args.duration}s")
@@ -93,11 +94,16 @@ def collect_summary(bootstrap: str) -> dict:
         "riskstream.events.behaviour", "riskstream.events.repayment", "riskstream.events.credit",
         "riskstream.events.market", "riskstream.events.project"))
     by_policy: dict[str, collections.Counter] = collections.defaultdict(collections.Counter)
+    cures = 0
     for d in decisions:
+        if d.get("kind") == "cure":
+            cures += 1  # cure notices share the topic so they stay ordered with the account's decisions
+            continue
         by_policy[f"{d.get('policy_name')} ({d.get('mode', 'live')})"][d["action"]] += 1
     return {
         "events": events,
-        "decisions": len(decisions),
+        "decisions": len(decisions) - cures,
+        "cure_notices": cures,
         "decisions_by_policy": {k: dict(v) for k, v in by_policy.items()},
         "commands": len(commands),
         "distinct_command_ids": len({c["command_id"] for c in commands}),
@@ -130,10 +136,12 @@ def register(sub) -> None:
                                    "simulated events, show progress, print a summary, and stop everything it "
                                    "started (also on Ctrl-C).")
     d.add_argument("--duration", type=float, default=90, help="stop after this many seconds at most (default 90)")
-    d.add_argument("--events", type=int, default=20_000, help="simulated events to publish (default 20000)")
-    d.add_argument("--rate", type=float, default=2000, help="events per second (default 2000)")
+    d.add_argument("--events", type=int, default=12_000, help="simulated events to publish (default 12000)")
+    d.add_argument("--rate", type=float, default=400, help="events per second (default 400)")
     d.add_argument("--accounts", type=int, default=500, help="simulated accounts (default 500)")
     d.add_argument("--malformed", type=float, default=0.02, help="share of malformed events (default 0.02)")
+    d.add_argument("--step-ms", type=int, default=500,
+                   help="mean event-time gap between simulated events (default 500 ms: 12k events span ~1.7 h)")
     d.add_argument("--workers", type=int, default=1, help="worker processes in the consumer group (default 1)")
     d.add_argument("--kind", choices=["auto", "kafka", "tansu"], default="auto", help="broker kind (default auto)")
     d.add_argument("--metrics-port", type=int, default=9100, help="first worker's /metrics port (default 9100; "
