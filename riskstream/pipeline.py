@@ -112,6 +112,27 @@ def unpack(blob: bytes, n: int) -> list[bytes]:
     return out
 
 
+class Ingestor:
+    """Step 1 on its own (contracts only, no models): a worker validates from its first second."""
+
+    def __init__(self, config: "PipelineConfig"):
+        self.config = config
+
+    def ingest(self, raw: bytes, *, topic: str, partition: int, offset: int, now_ms: int,
+               family: str | None = None) -> Out:
+        """`topic` is where the bytes came from (kept in dead letters); `family` restricts the accepted types."""
+        parsed = parse_event(raw, now_ms=now_ms, pseudonymizer=self.config.pseudonymizer,
+                             limits=self.config.limits, family=family)
+        if isinstance(parsed, Rejected):
+            return self.dead(raw, topic, partition, offset, parsed, now_ms)
+        return Out(T_VALID, parsed["entity"].encode(), orjson.dumps(parsed), parsed["type"])
+
+    @staticmethod
+    def dead(raw: bytes, topic: str, partition: int, offset: int, rejected: Rejected, now_ms: int) -> Out:
+        value = dead_letter(raw, topic=topic, partition=partition, offset=offset, rejected=rejected, at_ms=now_ms)
+        return Out(T_DEAD, rejected.reason.encode(), value, rejected.reason)
+
+
 class Pipeline:
     """The pure steps plus their slowly changing context (market, model, policies)."""
 
@@ -120,6 +141,7 @@ class Pipeline:
         from .models.labels import LabelTracker
 
         self.config = config or PipelineConfig()
+        self.ingestor = Ingestor(self.config)
         self.market = new_history(config=self.config.features)
         self.model_config = load_config()
         self._tracker_cls = LabelTracker
@@ -143,20 +165,10 @@ class Pipeline:
         ok, err = self.policies.offer(text, source)
         return ok, err, (self.policies.change_record(previous) if ok else None)
 
-    # -- ingest: raw upstream bytes -> valid event or dead letter ------------------------------------------------
-    def ingest(self, raw: bytes, *, topic: str, partition: int, offset: int, now_ms: int,
-               family: str | None = None) -> Out:
-        """`topic` is where the bytes came from (kept in dead letters); `family` restricts the accepted types."""
-        parsed = parse_event(raw, now_ms=now_ms, pseudonymizer=self.config.pseudonymizer,
-                             limits=self.config.limits, family=family)
-        if isinstance(parsed, Rejected):
-            return self.dead(raw, topic, partition, offset, parsed, now_ms)
-        return Out(T_VALID, parsed["entity"].encode(), orjson.dumps(parsed), parsed["type"])
+    def ingest(self, raw: bytes, **kw) -> Out:
+        return self.ingestor.ingest(raw, **kw)
 
-    @staticmethod
-    def dead(raw: bytes, topic: str, partition: int, offset: int, rejected: Rejected, now_ms: int) -> Out:
-        value = dead_letter(raw, topic=topic, partition=partition, offset=offset, rejected=rejected, at_ms=now_ms)
-        return Out(T_DEAD, rejected.reason.encode(), value, rejected.reason)
+    dead = staticmethod(Ingestor.dead)
 
     # -- account: per-account state -> features -> scores -> decisions -----------------------------------------------
     def account(self, record: bytes | None, value: bytes, *, offset: int, topic: str = T_VALID,

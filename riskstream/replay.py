@@ -7,7 +7,7 @@ same decisions and commands (same ids). Tests use this as the reference for what
 >>> import orjson
 >>> sim = Simulator(SimConfig(accounts=5, facilities=0, seed=3))
 >>> result = replay(list(sim.wire(200)), now_ms=sim.t)
->>> result.consumed == len(result.valid) + len(result.dead)
+>>> result.consumed == len(result.valid) + len(result.market) + len(result.dead)
 True
 """
 
@@ -26,6 +26,7 @@ from .pipeline import FAMILY_OF_TOPIC, T_COMMANDS, T_DEAD, T_DECISIONS, T_VALID,
 class ReplayResult:
     consumed: int = 0
     valid: list[Out] = dataclasses.field(default_factory=list)
+    market: list[Out] = dataclasses.field(default_factory=list)
     dead: list[Out] = dataclasses.field(default_factory=list)
     decisions: list[Out] = dataclasses.field(default_factory=list)
     commands: list[Out] = dataclasses.field(default_factory=list)
@@ -60,6 +61,7 @@ def replay(records: Iterable[tuple[str, bytes, bytes]], *, now_ms: int,
                        offset=next_offset(topic, part), now_ms=now_ms)
         if out.topic == T_VALID and FAMILY_OF_TOPIC.get(topic) == "market":
             p.on_market(orjson.loads(out.value))  # global context, as every live worker does
+            res.market.append(out)
             continue
         res.sort(out)
         if out.topic != T_VALID:

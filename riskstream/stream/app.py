@@ -31,7 +31,7 @@ import orjson
 from faust.streams import _current_event
 
 from .. import metrics
-from ..pipeline import FAMILY_OF_TOPIC, T_COMMANDS, T_DEAD, T_DECISIONS, T_LABELS, T_MODELS, Out, Pipeline, \
+from ..pipeline import FAMILY_OF_TOPIC, T_DEAD, T_DECISIONS, T_LABELS, T_MODELS, Ingestor, Out, Pipeline, \
     PipelineConfig
 from ..topology import Topology, load_topology
 
@@ -290,9 +290,11 @@ def build_worker(s: StreamSettings) -> faust.App:
             holder["policy_mtime"] = mtime
             offer_policy(path.read_text(), str(path))
 
+    ingestor = Ingestor(s.pipeline_config or PipelineConfig())
+
     @app.agent(source, name="ingest")
     async def ingest(stream):
-        p = await pipeline()
+        p = ingestor  # validation needs no model: start at once
         async for batch in stream.take_events(BATCH_MAX, within=BATCH_WITHIN_S):
             t = now_ms()
             outs = []
@@ -314,7 +316,7 @@ def build_worker(s: StreamSettings) -> faust.App:
     @app.agent(market_topic, name="market")
     async def market(stream):
         """Validates market events for the group: bad ones are dead-lettered once (readers skip them)."""
-        p = await pipeline()
+        p = ingestor
         async for batch in stream.take_events(BATCH_MAX, within=BATCH_WITHIN_S):
             t = now_ms()
             outs = []
