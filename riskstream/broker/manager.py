@@ -190,16 +190,22 @@ def start_kafka(state_dir: Path, *, port: int | None = None, timeout: float = 90
                           "-t", uuid.uuid4().hex[:22], "-c", str(props)], capture_output=True, text=True)
     if fmt.returncode != 0:
         raise BrokerError(f"formatting Kafka storage failed:\n{fmt.stdout[-2000:]}{fmt.stderr[-2000:]}")
+    return _spawn("kafka", [java, *jvm, "-cp", cp, "kafka.Kafka", str(props)], port, state_dir, log_file, timeout)
+
+
+def _spawn(kind: str, cmd: list[str], port: int, state_dir: Path, log_file: Path, timeout: float,
+           env: dict | None = None) -> BrokerInfo:
+    """Start the broker in its own session (so stop kills its whole group) and wait until it serves metadata."""
     with open(log_file, "ab") as log:
-        proc = subprocess.Popen([java, *jvm, "-cp", cp, "kafka.Kafka", str(props)], stdout=log, stderr=log,
-                                stdin=subprocess.DEVNULL, start_new_session=True)
+        proc = subprocess.Popen(cmd, stdout=log, stderr=log, stdin=subprocess.DEVNULL, env=env,
+                                start_new_session=True)
     bootstrap = f"127.0.0.1:{port}"
     try:
         _wait_ready(bootstrap, proc, timeout, log_file)
     except BaseException:
         _kill(proc.pid)
         raise
-    return BrokerInfo("kafka", bootstrap, proc.pid, str(state_dir), str(log_file))
+    return BrokerInfo(kind, bootstrap, proc.pid, str(state_dir), str(log_file))
 
 
 def tansu_binary() -> str:
@@ -216,16 +222,8 @@ def start_tansu(state_dir: Path, *, port: int | None = None, timeout: float = 20
     url = f"tcp://127.0.0.1:{port}"
     log_file = state_dir / "tansu.log"
     env = dict(os.environ, RUST_LOG=os.environ.get("RUST_LOG", "warn"))
-    with open(log_file, "ab") as log:
-        proc = subprocess.Popen([binary, "broker", "--listener-url", url, "--advertised-listener-url", url],
-                                stdout=log, stderr=log, stdin=subprocess.DEVNULL, env=env, start_new_session=True)
-    bootstrap = f"127.0.0.1:{port}"
-    try:
-        _wait_ready(bootstrap, proc, timeout, log_file)
-    except BaseException:
-        _kill(proc.pid)
-        raise
-    return BrokerInfo("tansu", bootstrap, proc.pid, str(state_dir), str(log_file))
+    return _spawn("tansu", [binary, "broker", "--listener-url", url, "--advertised-listener-url", url], port,
+                  state_dir, log_file, timeout, env)
 
 
 def start(kind: str = "auto", *, state_dir: Path | None = None, port: int | None = None,
