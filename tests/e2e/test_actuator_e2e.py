@@ -272,7 +272,7 @@ def committed_to_end(bootstrap: str, group: str, topic: str) -> bool:
     try:
         tps = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
         end = consumer.end_offsets(tps)
-        committed = admin.list_consumer_group_offsets(group)
+        committed = admin.list_group_offsets({group: None}).get(group, {})
         return all(committed.get(tp) is not None and committed[tp].offset >= end[tp] for tp in tps)
     finally:
         consumer.close()
