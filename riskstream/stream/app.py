@@ -484,6 +484,7 @@ def build_actuator(s: StreamSettings) -> faust.App:
             outs: list[Out] = []
             dirty: dict[bytes, tuple[bytes, object]] = {}
             records: list[dict] = []
+            latency: list[float] = []
             parts_seen: dict[int, object] = {}
             for ev in batch:
                 m = ev.message
@@ -492,15 +493,17 @@ def build_actuator(s: StreamSettings) -> faust.App:
                 line, o, a = p.actuate(current, m.value, active_accounts=len(lines))
                 if line is not None and m.key != b"__breaker__":
                     dirty[m.key] = (line, ev)
+                if o:  # decision produced (broker timestamp) -> command
+                    latency.append(max(0.0, t / 1000 - m.timestamp))
                 outs.extend(o)
                 records.extend(a)
+            audit.extend(records)  # before the commands leave: a crash may repeat an audit line, never lose one
             await pub.publish(outs)
             box["seq"] = box.get("seq", 0) + 1
             breaker_blob = orjson.dumps({"seq": box["seq"], "b": p.breaker.encode()})
             for part, ev in parts_seen.items():
                 dirty[b"__breaker__/%d" % part] = (breaker_blob, ev)
             write_table(lines, dirty)
-            audit.extend(records)
             for o in outs:
                 metrics.COMMANDS_SENT.labels(action=metrics.bounded(o.label, metrics.COMMAND_ACTIONS)).inc()
             for r in records:
@@ -512,11 +515,8 @@ def build_actuator(s: StreamSettings) -> faust.App:
             metrics.BREAKER_OPEN.set(1 if p.breaker.tripped else 0)
             metrics.COMMANDS_HELD.set(len(p.breaker.held))
             metrics.LAST_EVENT_TIMESTAMP.labels(topic="actuator").set(t / 1000)
-            if outs:
-                last = orjson.loads(outs[-1].value)
-                metrics.PROCESSING_LATENCY.labels(stage="decision_to_command").observe(
-                    max(0.0, t / 1000 - last.get("issued_at", t) / 1000) if last.get("issued_at", 0) > 1e12 else 0.0)
-
+            for x in latency:
+                metrics.PROCESSING_LATENCY.labels(stage="decision_to_command").observe(x)
     return app
 
 
