@@ -116,8 +116,10 @@ class Cluster:
               env: dict | None = None) -> Proc:
         """Start `riskstream worker|actuator` against this cluster's broker."""
         name = name or f"{role}-{len(self.procs)}"
+        # Each process keeps its own audit chain inside the work dir (never a shared ./var of the caller).
+        audit = self.work_dir / "audit" / f"{name}.jsonl"
         args = [role, "--bootstrap", self.bootstrap, "--metrics-port", str(metrics_port),
-                "--data-dir", str(self.work_dir / "faust"), *extra]
+                "--data-dir", str(self.work_dir / "faust"), "--audit-log", str(audit), *extra]
         proc = Proc(name, args, self.work_dir, env=env)
         self.procs.append(proc)
         return proc

@@ -235,7 +235,9 @@ class Pipeline:
                     "kind": "label", "entity": self.config.pseudonymizer.pseudonym(ex.entity),
                     "snapshot_time": ex.snapshot_time, "label_time": t, "features": ex.features,
                     "label": bool(ex.label)}), "label"))
-        tracker.snapshot(entity, t, features)
+        # Zeros are left out (the scorer reads a missing feature as 0): most features are 0 for most accounts,
+        # and the snapshots are most of the account record.
+        tracker.snapshot(entity, t, {k: v for k, v in features.items() if v})
         lab_bytes = tracker.encode()
         if event["family"] == "behaviour" and zlib.crc32(event["event_id"].encode()) % self.config.behaviour_sample == 0:
             outs.append(Out(T_LABELS, b"behaviour", orjson.dumps({

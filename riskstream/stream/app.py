@@ -34,6 +34,7 @@ from .. import metrics
 from ..pipeline import FAMILY_OF_TOPIC, T_DEAD, T_DECISIONS, T_LABELS, T_MODELS, Ingestor, Out, Pipeline, \
     PipelineConfig
 from ..topology import Topology, load_topology
+from .lag import install_lag_timer
 
 log = logging.getLogger("riskstream.stream")
 
@@ -196,6 +197,7 @@ def build_worker(s: StreamSettings) -> faust.App:
 
     topo = s.topology
     app = make_app(topo.topic_prefix + topo.agents["score"].group, s)
+    install_lag_timer(app, s.bootstrap, topo, ("ingest", "market", "score", "trainer"))
     pipeline_future = _start_pipeline(s)
     holder: dict[str, Pipeline] = {}
     pub = Publisher(app, topo)
@@ -441,6 +443,7 @@ def build_actuator(s: StreamSettings) -> faust.App:
     topo = s.topology
     spec = topo.agents["actuator"]
     app = make_app(topo.topic_prefix + spec.group, s)
+    install_lag_timer(app, s.bootstrap, topo, ("control", "actuator"))
     pipeline_future = _start_pipeline(s)
     pub = Publisher(app, topo)
     decisions = _raw_topic(app, topo.name(spec.reads[0]))
