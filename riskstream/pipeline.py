@@ -150,6 +150,10 @@ class Pipeline:
         self.challengers: list[Policy] = [load_policy(p) for p in self.config.challenger_paths]
         self.breaker = MassCloseBreaker(self.config.breaker_max_share, self.config.breaker_max_count)
         self._resets_done: list = []
+        # Portfolio size as the score step knows it (set by the shell), carried on decisions so the actuator's
+        # breaker measures its share against active accounts, not against accounts it has seen decisions for.
+        self.active_accounts = 0
+        self.dropped: list[dict] = []  # commands a "drop" reset discarded: the shell feeds each back to its line
 
     # -- context updates (called by the shell; deterministic given their inputs) -----------------------------------
     @property
@@ -253,6 +257,7 @@ class Pipeline:
             body = d.to_dict()
             body["pd"], body["score"] = round(score.pd, 6), score.score
             body["producer_time"] = event.get("producer_time", t)
+            body["active_accounts"] = self.active_accounts
             body["role"] = "champion" if d.policy_name == self.policies.policy.name else "challenger"
             outs.append(Out(T_DECISIONS, entity.encode(), orjson.dumps(body), d.action))
         restricted = any(a in (memories.get("champion") or {}).get("last", {}) for a in RESTRICTIVE)
@@ -282,6 +287,8 @@ class Pipeline:
             self._resets_done = (self._resets_done + [cid])[-32:]
             released, dropped, audit = self.breaker.reset(inp.get("how", "release"), now, inp.get("by"),
                                                           inp.get("reason"))
+            self.dropped.extend(dropped)
+            audit.extend({"kind": "command", "time": now, "payload": c} for c in released)
             outs = [Out(T_COMMANDS, c["account_id"].encode(), orjson.dumps(c), c["action"]) for c in released]
             return None, outs, audit
         if inp.get("decision_id"):
@@ -292,12 +299,20 @@ class Pipeline:
         current = decode_line(line, account) if line else None
         new_line, commands, step_audit = step(current, inp, now, self.config.actuator)
         audit.extend(step_audit)
-        send, breaker_audit = self.breaker.offer(commands, now, max(active_accounts, 1))
+        self.active_accounts = max(int(inp.get("active_accounts") or 0), active_accounts, 1)
+        send, breaker_audit = self.breaker.offer(commands, now, self.active_accounts)
         audit.extend(breaker_audit)
         for c in send:
             audit.append({"kind": "command", "time": now, "payload": c})
         outs = [Out(T_COMMANDS, c["account_id"].encode(), orjson.dumps(c), c["action"]) for c in send]
         return encode_line(new_line), outs, audit
+
+    def undo_dropped(self, line: bytes | None, command: dict) -> tuple[bytes, list[dict]]:
+        """A held command that a reset dropped never left: its line goes back to how it was before it."""
+        current = decode_line(line, command["account_id"]) if line else None
+        new_line, _, audit = step(current, {"kind": "dropped", "command": command}, int(command.get("issued_at", 0)),
+                                  self.config.actuator)
+        return encode_line(new_line), audit
 
 
 def initial_model(model_config: dict):

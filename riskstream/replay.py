@@ -67,6 +67,7 @@ def replay(records: Iterable[tuple[str, bytes, bytes]], *, now_ms: int,
         if out.topic != T_VALID:
             continue
         vpart = partition_of(out.key)
+        p.active_accounts = len(res.accounts)
         state, outs = p.account(res.accounts.get(out.key), out.value, partition=vpart,
                                 offset=next_offset(T_VALID, vpart))
         if state is not None:
@@ -74,7 +75,7 @@ def replay(records: Iterable[tuple[str, bytes, bytes]], *, now_ms: int,
         for o in outs:
             res.sort(o)
             if o.topic == T_DECISIONS:
-                line, cmds, audit = p.actuate(res.lines.get(o.key), o.value, active_accounts=len(res.accounts))
+                line, cmds, audit = p.actuate(res.lines.get(o.key), o.value)
                 res.audit.extend(audit)
                 if line is not None:
                     res.lines[o.key] = line

@@ -137,8 +137,7 @@ class _Step:
     def command(self, decision_id, action, params, policy_version):
         cmd = make_command(decision_id, self.line.account_id, action, params,
                            issued_at=self.now, policy_version=policy_version)
-        self.commands.append(cmd)
-        self.audit.append({"kind": "command", "time": self.now, "payload": cmd})
+        self.commands.append(cmd)  # audited by the caller once the breaker lets it go (or holds it)
 
     def note(self, kind, **payload):
         payload.setdefault("account_id", self.line.account_id)

@@ -334,6 +334,8 @@ def build_worker(s: StreamSettings) -> faust.App:
                     metrics.EVENTS_CONSUMED.labels(topic=T_MARKET, type=metrics.bounded(out.label, event_types)).inc()
             await pub.publish(outs)
 
+    valid_name, n_valid = topo.name(score_spec.reads[0]), topo.topic(score_spec.reads[0]).partitions
+
     @app.agent(valid, name="score")
     async def score(stream):
         p = await ready()
@@ -341,10 +343,14 @@ def build_worker(s: StreamSettings) -> faust.App:
             t = now_ms()
             outs: list[Out] = []
             dirty: dict[bytes, tuple[bytes, object]] = {}
+            known = len(accounts)
             for ev in batch:
                 m = ev.message
                 key = m.key
                 current = dirty[key][0] if key in dirty else accounts.get(key)
+                if current is None and key not in dirty:
+                    known += 1
+                p.active_accounts = _portfolio_estimate(app, known, valid_name, n_valid)
                 record, o = p.account(current, m.value, offset=m.offset, topic=m.topic, partition=m.partition)
                 if record is not None:
                     dirty[key] = (record, ev)
@@ -371,6 +377,12 @@ def build_worker(s: StreamSettings) -> faust.App:
                 log.info("trainer published model version %s", tr.trainer.version)
 
     return app
+
+
+def _portfolio_estimate(app: faust.App, held: int, topic: str, total: int) -> int:
+    """Accounts in the whole portfolio, from this worker's share of the partitions (accounts hash evenly)."""
+    assigned = sum(1 for tp in app.consumer.assignment() if tp.topic == topic)
+    return int(held * total / assigned) if assigned else held
 
 
 def _score_metrics(outs: list[Out], t: int) -> None:
@@ -493,12 +505,19 @@ def build_actuator(s: StreamSettings) -> faust.App:
                 m = ev.message
                 parts_seen.setdefault(m.partition, ev)
                 current = dirty[m.key][0] if m.key in dirty else lines.get(m.key)
-                line, o, a = p.actuate(current, m.value, active_accounts=len(lines))
+                line, o, a = p.actuate(current, m.value)
                 if line is not None and m.key != b"__breaker__":
                     dirty[m.key] = (line, ev)
                 if o:  # decision produced (broker timestamp) -> command
                     latency.append(max(0.0, t / 1000 - m.timestamp))
                 outs.extend(o)
+                records.extend(a)
+            while p.dropped:  # a "drop" reset: each discarded command is undone on its line
+                c = p.dropped.pop()
+                key = c["account_id"].encode()
+                current = dirty[key][0] if key in dirty else lines.get(key)
+                line, a = p.undo_dropped(current, c)
+                dirty[key] = (line, batch[-1])
                 records.extend(a)
             audit.extend(records)  # before the commands leave: a crash may repeat an audit line, never lose one
             await pub.publish(outs)
