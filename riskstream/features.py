@@ -23,6 +23,8 @@ from __future__ import annotations
 import hashlib
 import math
 
+import orjson
+
 from riskstream.market import (
     INDEX_CHANGE_HORIZON,
     RATE_CHANGE_HORIZON,
@@ -187,12 +189,8 @@ def _market_features(state: AccountState, as_of: int, market: MarketHistory | No
 
 def feature_hash(features: dict[str, float]) -> str:
     """Stable 16-hex-digit hash of the feature values rounded to 6 decimals (names sorted)."""
-    h = hashlib.sha256()
-    for name in sorted(features):
-        v = features[name]
-        v = 0.0 if not math.isfinite(v) else round(v, 6) + 0.0  # + 0.0 folds -0.0 into 0.0
-        h.update(f"{name}={v!r};".encode())
-    return h.hexdigest()[:16]
+    clean = {k: (round(v, 6) + 0.0 if math.isfinite(v) else 0.0) for k, v in features.items()}  # + 0.0: -0.0 → 0.0
+    return hashlib.blake2b(orjson.dumps(clean, option=orjson.OPT_SORT_KEYS), digest_size=8).hexdigest()
 
 
 def features_markdown() -> str:
