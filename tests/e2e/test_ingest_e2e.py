@@ -51,7 +51,6 @@ import time
 import urllib.request
 import uuid
 from dataclasses import dataclass
-from pathlib import Path
 
 import orjson
 import pytest
