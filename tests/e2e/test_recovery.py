@@ -256,7 +256,7 @@ def check_offsets(name: str, states: dict, last: dict) -> None:
 def test_kill_restart_leaves_identical_state(kafka_pipeline, kafka_broker, tmp_path):
     from tests.conftest import Pipeline
 
-    first, rest = simulated(int(os.environ.get("RS_RECOVERY_EVENTS", "36000")))
+    first, rest = simulated(int(os.environ.get("RS_RECOVERY_EVENTS", "20000")))
     n_open = sum(1 for topic, _, _ in first if topic != MARKET)
     expected_valid = n_open + len(rest)
     a = kafka_pipeline
