@@ -44,7 +44,7 @@ class Proc:
         except OSError:
             return ""
 
-    def wait_ready(self, timeout: float = 60, marker: str = "[^Worker]: Ready") -> float:
+    def wait_ready(self, timeout: float = 60, marker: str = "]: Worker ready") -> float:
         """Seconds until the Faust worker reports ready (raises with the log tail if it dies or times out)."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

@@ -558,5 +558,6 @@ def _restore_breaker(p: Pipeline, lines, n_partitions: int, box: dict) -> None:
 
 def run(app: faust.App, loglevel: str = "warning") -> None:
     """Run a Faust worker for `app` in this process until SIGINT/SIGTERM."""
-    worker = faust.Worker(app, loglevel=loglevel, quiet=True, redirect_stdouts=False)
+    # override_logging=False keeps riskstream's JSON log handler (mode would replace it with plain text).
+    worker = faust.Worker(app, loglevel=loglevel, quiet=True, redirect_stdouts=False, override_logging=False)
     worker.execute_from_commandline()
