@@ -349,7 +349,6 @@ class Validator:
     def _build_reference(self):
         types = self._types
         loads = orjson.loads
-        families = self.families
         r_bad_family = self._r_bad_family
 
         def parse(raw, *, now_ms: int, pseudonymizer, limits: Limits = DEFAULT_LIMITS, family: str | None = None):

@@ -41,7 +41,7 @@ import hashlib
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
-from .loader import Condition, Group, Policy, Rule
+from .loader import Group, Policy, Rule
 from .vocabulary import OPS
 
 

@@ -320,7 +320,6 @@ def build_worker(s: StreamSettings) -> faust.App:
         """Validates market events for the group: bad ones are dead-lettered once (readers skip them)."""
         p = ingestor
         async for batch in stream.take_events(BATCH_MAX, within=BATCH_WITHIN_S):
-            t = now_ms()
             outs = []
             for ev in batch:
                 m = ev.message

@@ -14,13 +14,11 @@ and passed with `--policy`; each is small and makes the expected decisions count
 from __future__ import annotations
 
 import collections
-import re
 import shutil
 import subprocess
 import sys
 import threading
 import time
-import urllib.request
 import uuid
 
 import orjson
@@ -30,6 +28,7 @@ from riskstream import control
 from riskstream.broker.manager import free_port
 from riskstream.contracts import encode_event, make_event
 from riskstream.orchestrate import read_topic
+from tests.support import metric, wait_for
 
 confluent_kafka = pytest.importorskip("confluent_kafka")
 
@@ -89,36 +88,6 @@ rules:
 
 
 # -- helpers -------------------------------------------------------------------------------------------------------
-_SAMPLE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})?\s+(\S+)$')
-_LABEL = re.compile(r'(\w+)="((?:[^"\\]|\\.)*)"')
-
-
-def metric(port: int, name: str, **labels) -> float:
-    """Sum of the samples of `name` at localhost:port/metrics whose labels include `labels` (0 if none)."""
-    try:
-        text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=3).read().decode()
-    except OSError:
-        return 0.0
-    total = 0.0
-    for line in text.splitlines():
-        m = _SAMPLE.match(line)
-        if m and m.group(1) == name:
-            have = dict(_LABEL.findall(m.group(2) or ""))
-            if all(have.get(k) == v for k, v in labels.items()):
-                total += float(m.group(3))
-    return total
-
-
-def wait_for(what: str, cond, timeout: float = 120, every: float = 0.25):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        v = cond()
-        if v:
-            return v
-        time.sleep(every)
-    raise AssertionError(f"timed out after {timeout}s waiting for: {what}")
-
-
 def produce(bootstrap: str, topic: str, records, partitions=None) -> None:
     """(key, value) records keyed like Faust (murmur2), or to explicit partitions when given."""
     producer = confluent_kafka.Producer({"bootstrap.servers": bootstrap, "partitioner": "murmur2_random",

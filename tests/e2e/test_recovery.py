@@ -271,7 +271,7 @@ def test_kill_restart_leaves_identical_state(kafka_pipeline, kafka_broker, tmp_p
         prog_a.wait_done(wa, n_open)
         t0 = time.monotonic()
         produce(a.bootstrap, a.topic, rest)
-        took_a = prog_a.wait_done(wa, expected_valid)
+        prog_a.wait_done(wa, expected_valid)
         print(f"run A: {len(first) + len(rest)} events ({expected_valid} account events) processed; activity took "
               f"{time.monotonic() - t0:.1f}s")
 

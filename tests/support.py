@@ -1,0 +1,36 @@
+"""Helpers shared by the end-to-end tests: read a process's /metrics, wait for a condition."""
+
+from __future__ import annotations
+
+import re
+import time
+import urllib.request
+
+_SAMPLE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})?\s+(\S+)$')
+_LABEL = re.compile(r'(\w+)="((?:[^"\\]|\\.)*)"')
+
+
+def metric(port: int, name: str, **labels) -> float:
+    """Sum of the samples of `name` at localhost:port/metrics whose labels include `labels` (0 if none)."""
+    try:
+        text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=3).read().decode()
+    except OSError:
+        return 0.0
+    total = 0.0
+    for line in text.splitlines():
+        m = _SAMPLE.match(line)
+        if m and m.group(1) == name:
+            have = dict(_LABEL.findall(m.group(2) or ""))
+            if all(have.get(k) == v for k, v in labels.items()):
+                total += float(m.group(3))
+    return total
+
+
+def wait_for(what: str, cond, timeout: float = 120, every: float = 0.25):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        v = cond()
+        if v:
+            return v
+        time.sleep(every)
+    raise AssertionError(f"timed out after {timeout}s waiting for: {what}")
