@@ -9,6 +9,8 @@ import tempfile
 import time
 from pathlib import Path
 
+import orjson
+
 from .orchestrate import Cluster, Proc, decode_values, read_topic, scrape
 
 
@@ -76,6 +78,7 @@ def run_demo(args) -> int:
                     if not p.alive():
                         raise RuntimeError(f"{p.name} died:\n{p.log_text()[-2000:]}")
             summary = collect_summary(cluster.bootstrap)
+            summary["portfolio"] = str(write_portfolio(cluster.bootstrap, work / "portfolio.jsonl"))
         except KeyboardInterrupt:
             say("[demo] interrupted: stopping everything")
             return 130
@@ -112,6 +115,36 @@ def collect_summary(bootstrap: str) -> dict:
     }
 
 
+def write_portfolio(bootstrap: str, path: Path, topic_prefix: str = "") -> Path:
+    """A portfolio snapshot for `riskstream scenario`: every account's latest state from the table's changelog,
+    its features (market as of its own event time) and exposure. Account ids are pseudonymised."""
+    from .contracts import Rejected, parse_event
+    from .features import compute_features
+    from .market import apply_market, new_history
+    from .pipeline import unpack
+    from .privacy import Pseudonymizer
+    from .state import decode_state
+
+    ps = Pseudonymizer.from_env()
+    market = new_history()
+    for r in read_topic(bootstrap, topic_prefix + "riskstream.events.market"):
+        ev = parse_event(r.value or b"", now_ms=r.timestamp, pseudonymizer=ps, family="market")
+        if not isinstance(ev, Rejected):
+            market = apply_market(market, ev)
+    latest: dict[bytes, bytes] = {}
+    for r in read_topic(bootstrap, topic_prefix + "riskstream-accounts-changelog"):
+        if r.value is not None:
+            latest[r.key] = r.value
+    with open(path, "wb") as f:
+        for key, record in sorted(latest.items()):
+            state = decode_state(unpack(record, 4)[0])
+            features = compute_features(state, as_of=state.watermark, market=market)
+            exposure = max(state.balance_amount, 0.0) or state.limit
+            f.write(orjson.dumps({"entity_pseudonym": ps.pseudonym(key.decode()), "product": state.product,
+                                  "segment": state.segment, "exposure": exposure, "features": features}) + b"\n")
+    return path
+
+
 def print_summary(s: dict, elapsed: float) -> None:
     print("\n==== riskstream demo summary ====")
     print(f"elapsed            {elapsed:.0f}s")
@@ -127,6 +160,9 @@ def print_summary(s: dict, elapsed: float) -> None:
             print(f"  {a:<15}" + "".join(f"{pol[n].get(a, 0):>30}" for n in names))
     print(f"commands           {s.get('commands', 0)} ({s.get('distinct_command_ids', 0)} distinct ids)  "
           f"{s.get('commands_by_action', {})}")
+    if s.get("portfolio"):
+        print(f"portfolio snapshot {s['portfolio']}  (stress it: riskstream scenario --portfolio FILE "
+              f"--shock rate_bp=200 --shock sector_index_pct=-30 --out DIR)")
 
 
 def register(sub) -> None:

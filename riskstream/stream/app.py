@@ -559,4 +559,5 @@ def run(app: faust.App, loglevel: str = "warning") -> None:
     """Run a Faust worker for `app` in this process until SIGINT/SIGTERM."""
     # override_logging=False keeps riskstream's JSON log handler (mode would replace it with plain text).
     worker = faust.Worker(app, loglevel=loglevel, quiet=True, redirect_stdouts=False, override_logging=False)
+    worker.spinner = None  # a terminal spinner writes escape codes into the JSON log stream
     worker.execute_from_commandline()
