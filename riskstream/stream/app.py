@@ -31,8 +31,8 @@ import orjson
 from faust.streams import _current_event
 
 from .. import metrics
-from ..pipeline import FAMILY_OF_TOPIC, T_DEAD, T_DECISIONS, T_LABELS, T_MODELS, Ingestor, Out, Pipeline, \
-    PipelineConfig
+from ..pipeline import (FAMILY_OF_TOPIC, T_COMMANDS, T_DEAD, T_DECISIONS, T_LABELS, T_MODELS, Ingestor, Out,
+                        Pipeline, PipelineConfig)
 from ..topology import Topology, load_topology
 from .lag import install_lag_timer
 
@@ -488,10 +488,14 @@ def build_actuator(s: StreamSettings) -> faust.App:
                 elif kind in ("legal_hold", "allow_list", "manual") and msg.get("account_id"):
                     await pub.publish([Out(T_DECISIONS, str(msg["account_id"]).encode(), raw)])
 
+    sent = SentCommands()
+
     @app.agent(decisions, name="actuator")
     async def actuate(stream):
         p = await pipeline()
         audit = box["audit"]
+        loaded = await sent.load_tail(s.bootstrap, topo.name(T_COMMANDS), topo.topic(T_COMMANDS).partitions)
+        log.info("actuator: %d recent command ids loaded from the commands topic", loaded)
         async for batch in stream.take_events(BATCH_MAX, within=BATCH_WITHIN_S):
             _restore_breaker(p, lines, n_partitions, box)
             t = now_ms()
@@ -507,9 +511,14 @@ def build_actuator(s: StreamSettings) -> faust.App:
                 line, o, a = p.actuate(current, m.value)
                 if line is not None and m.key != b"__breaker__":
                     dirty[m.key] = (line, ev)
-                if o:  # decision produced (broker timestamp) -> command
-                    latency.append(max(0.0, t / 1000 - m.timestamp))
-                outs.extend(o)
+                for c in o:
+                    cid = orjson.loads(c.value)["command_id"]
+                    if cid in sent:  # already on the topic before a restart: never twice
+                        metrics.DUPLICATES_SUPPRESSED.labels(stage="actuator").inc()
+                        continue
+                    sent.add(cid)
+                    outs.append(c)
+                    latency.append(max(0.0, t / 1000 - m.timestamp))  # decision produced (broker time) -> command
                 records.extend(a)
             while p.dropped:  # a "drop" reset: each discarded command is undone on its line
                 c = p.dropped.pop()
@@ -539,6 +548,52 @@ def build_actuator(s: StreamSettings) -> faust.App:
             for x in latency:
                 metrics.PROCESSING_LATENCY.labels(stage="decision_to_command").observe(x)
     return app
+
+
+class SentCommands:
+    """Command ids already on the commands topic, so a restarted actuator does not send one again.
+
+    At least once means a crash between publishing commands and saving the lines replays those decisions; the
+    line state machine would then make the same commands (same ids) a second time. Reading the tail of the
+    commands topic at start (the window a crash can leave unsaved is seconds long) closes that gap.
+    """
+
+    def __init__(self, capacity: int = 500_000):
+        self.capacity = capacity
+        self._ids: dict[str, None] = {}
+
+    def __contains__(self, cid: str) -> bool:
+        return cid in self._ids
+
+    def add(self, cid: str) -> None:
+        self._ids[cid] = None
+        if len(self._ids) > self.capacity:
+            del self._ids[next(iter(self._ids))]
+
+    async def load_tail(self, bootstrap: str, topic: str, partitions: int, per_partition: int = 20_000) -> int:
+        from aiokafka import AIOKafkaConsumer, TopicPartition
+
+        consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False,
+                                    client_id="riskstream-actuator-sent")
+        await consumer.start()
+        try:
+            tps = [TopicPartition(topic, p) for p in range(partitions)]
+            consumer.assign(tps)
+            end = await consumer.end_offsets(tps)
+            for tp in tps:
+                consumer.seek(tp, max(0, end[tp] - per_partition))
+            n = 0
+            while [tp for tp in tps if await consumer.position(tp) < end[tp]]:
+                for records in (await consumer.getmany(timeout_ms=500, max_records=5000)).values():
+                    for r in records:
+                        try:
+                            self.add(orjson.loads(r.value)["command_id"])
+                            n += 1
+                        except (orjson.JSONDecodeError, KeyError, TypeError):
+                            pass
+            return n
+        finally:
+            await consumer.stop()
 
 
 def _restore_breaker(p: Pipeline, lines, n_partitions: int, box: dict) -> None:

@@ -10,6 +10,7 @@ samples, with the counters above zero.
 
 from __future__ import annotations
 
+import threading
 import time
 
 import pytest
@@ -47,16 +48,25 @@ def simulated_records(topic_of, n: int, malformed: float = 0.05):
     return [(topic_of(t), k, v) for t, k, v in sim.wire(n)]
 
 
-def produce(bootstrap: str, records) -> None:
+def produce(bootstrap: str, records, rate: float = 0, stop: threading.Event | None = None) -> None:
+    """Publish `records`; with `rate`, at most that many per second (until `stop` is set)."""
     producer = confluent_kafka.Producer({"bootstrap.servers": bootstrap, "linger.ms": 5,
                                          "message.max.bytes": 2 * 1024 * 1024})
-    for topic, key, value in records:
+    t0 = time.monotonic()
+    for i, (topic, key, value) in enumerate(records):
+        if stop is not None and stop.is_set():
+            break
         while True:
             try:
                 producer.produce(topic, key=key, value=value)
                 break
             except BufferError:
                 producer.poll(0.1)
+        if rate:
+            producer.poll(0)
+            ahead = (i + 1) / rate - (time.monotonic() - t0)
+            if ahead > 0:
+                time.sleep(ahead)
     assert producer.flush(60) == 0
 
 
@@ -84,7 +94,14 @@ def test_every_expression_against_a_live_pipeline(pipeline, tmp_path):
                               metrics_port=a_port)
     worker.wait_ready(120)
     actuator.wait_ready(120)
-    produce(pipeline.bootstrap, simulated_records(pipeline.topic, N_EVENTS))
+    records = simulated_records(pipeline.topic, N_EVENTS)
+    produce(pipeline.bootstrap, records[: N_EVENTS // 2])
+    # The rest trickles in while Prometheus scrapes, so rate() sees counters move between two scrapes even when the
+    # first half was processed before Prometheus started.
+    stop = threading.Event()
+    trickle = threading.Thread(target=produce, args=(pipeline.bootstrap, records[N_EVENTS // 2:], 40, stop),
+                               daemon=True)
+    trickle.start()
 
     proc, port = start_prometheus([f"127.0.0.1:{w_port}", f"127.0.0.1:{a_port}"], tmp_path / "prometheus")
     try:
@@ -107,5 +124,6 @@ def test_every_expression_against_a_live_pipeline(pipeline, tmp_path):
         jobs = {r["metric"]["instance"] for r in query(port, "up == 1")["data"]["result"]}
         assert jobs == {f"127.0.0.1:{w_port}", f"127.0.0.1:{a_port}"}
     finally:
+        stop.set()
         stop_prometheus(proc)
     assert worker.alive() and actuator.alive()
