@@ -134,8 +134,8 @@ class GlobalReader:
     decide with the same market, model and policy a replay would use.
     """
 
-    def __init__(self, bootstrap: str, topic: str, handler, name: str):
-        self.bootstrap, self.topic, self.handler, self.name = bootstrap, topic, handler, name
+    def __init__(self, bootstrap: str, topic: str, partitions: int, handler, name: str):
+        self.bootstrap, self.topic, self.partitions, self.handler, self.name = bootstrap, topic, partitions, handler, name
         self.caught_up = asyncio.Event()
 
     async def run(self) -> None:
@@ -146,12 +146,8 @@ class GlobalReader:
                                     max_partition_fetch_bytes=4 * 1024 * 1024)
         await consumer.start()
         try:
-            parts = consumer.partitions_for_topic(self.topic)
-            while not parts:
-                await asyncio.sleep(0.2)
-                await consumer._client.force_metadata_update()
-                parts = consumer.partitions_for_topic(self.topic)
-            tps = [TopicPartition(self.topic, p) for p in sorted(parts)]
+            # Partition count from topology.yaml: aiokafka has no metadata for topics it is not subscribed to.
+            tps = [TopicPartition(self.topic, p) for p in range(self.partitions)]
             consumer.assign(tps)
             await consumer.seek_to_beginning(*tps)
             end = await consumer.end_offsets(tps)
@@ -274,7 +270,7 @@ def build_worker(s: StreamSettings) -> faust.App:
         await pipeline()
         for topic, handler, name in ((T_MARKET, on_market, "market"), (T_MODELS, on_model, "models"),
                                      (T_CONTROL, on_control, "control")):
-            r = GlobalReader(s.bootstrap, topo.name(topic), handler, name)
+            r = GlobalReader(s.bootstrap, topo.name(topic), topo.topic(topic).partitions, handler, name)
             readers.append(r)
             asyncio.ensure_future(r.run())
 
@@ -337,8 +333,10 @@ def build_worker(s: StreamSettings) -> faust.App:
 
     @app.agent(valid, name="score")
     async def score(stream):
-        p = await ready()
+        # Iterate first, then wait for the context inside: an agent that awaits before it starts iterating its
+        # stream was seen to stay idle after a rebalance.
         async for batch in stream.take_events(BATCH_MAX, within=BATCH_WITHIN_S):
+            p = await ready()
             t = now_ms()
             outs: list[Out] = []
             dirty: dict[bytes, tuple[bytes, object]] = {}
@@ -365,8 +363,8 @@ def build_worker(s: StreamSettings) -> faust.App:
 
     @app.agent(labels_topic, name="trainer")
     async def trainer(stream):
-        p = await ready()
         async for batch in stream.take_events(BATCH_MAX, within=BATCH_WITHIN_S):
+            p = await ready()
             tr = trainer_box.get("t") or trainer_box.setdefault("t", _Trainer(p))
             for ev in batch:
                 tr.on_record(ev.message.value or b"")
@@ -492,11 +490,13 @@ def build_actuator(s: StreamSettings) -> faust.App:
 
     @app.agent(decisions, name="actuator")
     async def actuate(stream):
-        p = await pipeline()
-        audit = box["audit"]
-        loaded = await sent.load_tail(s.bootstrap, topo.name(T_COMMANDS), topo.topic(T_COMMANDS).partitions)
-        log.info("actuator: %d recent command ids loaded from the commands topic", loaded)
         async for batch in stream.take_events(BATCH_MAX, within=BATCH_WITHIN_S):
+            p = await pipeline()
+            audit = box["audit"]
+            if "sent_loaded" not in box:
+                box["sent_loaded"] = await sent.load_tail(s.bootstrap, topo.name(T_COMMANDS),
+                                                          topo.topic(T_COMMANDS).partitions)
+                log.info("actuator: %d recent command ids loaded from the commands topic", box["sent_loaded"])
             _restore_breaker(p, lines, n_partitions, box)
             t = now_ms()
             outs: list[Out] = []
