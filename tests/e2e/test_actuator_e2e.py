@@ -90,8 +90,9 @@ rules:
 # -- helpers -------------------------------------------------------------------------------------------------------
 def produce(bootstrap: str, topic: str, records, partitions=None) -> None:
     """(key, value) records keyed like Faust (murmur2), or to explicit partitions when given."""
+    # One request in flight keeps each account's order even when librdkafka retries (works on any broker).
     producer = confluent_kafka.Producer({"bootstrap.servers": bootstrap, "partitioner": "murmur2_random",
-                                         "linger.ms": 5})
+                                         "linger.ms": 5, "max.in.flight.requests.per.connection": 1})
     for i, (key, value) in enumerate(records):
         while True:
             try:

@@ -41,8 +41,10 @@ def upstream_events(n_accounts: int, per_account: int) -> list[tuple[str, bytes,
 
 
 def produce_confluent(bootstrap: str, topic_of, records) -> None:
+    # One request in flight keeps each account's order even when librdkafka retries; Tansu has no idempotent
+    # producer, so this is the portable way to the same guarantee.
     producer = confluent_kafka.Producer({"bootstrap.servers": bootstrap, "enable.idempotence": False,
-                                         "partitioner": "murmur2_random"})
+                                         "partitioner": "murmur2_random", "max.in.flight.requests.per.connection": 1})
     for topic, key, value in records:
         producer.produce(topic_of(topic), key=key, value=value)
     assert producer.flush(30) == 0

@@ -48,8 +48,9 @@ BEHAVIOUR = "riskstream.events.behaviour"
 
 # -- helpers -------------------------------------------------------------------------------------------------------
 def produce(bootstrap: str, topic: str, records: list[tuple[bytes, bytes]]) -> None:
+    # One request in flight keeps each account's order even when librdkafka retries (works on any broker).
     producer = confluent_kafka.Producer({"bootstrap.servers": bootstrap, "partitioner": "murmur2_random",
-                                         "linger.ms": 5})
+                                         "linger.ms": 5, "max.in.flight.requests.per.connection": 1})
     for key, value in records:
         producer.produce(topic, key=key, value=value)
     assert producer.flush(30) == 0
