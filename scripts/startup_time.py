@@ -1,7 +1,8 @@
 """Measure how long a fresh worker takes from process start to its first processed event.
 
 The event is published before the worker starts; "processed" is when the worker's producer stamps the validated
-event it forwards (the record's CreateTime). Prints one JSON line. Usage:
+event it forwards (the record's CreateTime); "scored" is when the score step has applied it to the account's state
+(the changelog record's CreateTime: state, features, model and policy ran). Prints one JSON line. Usage:
   .venv/bin/python scripts/startup_time.py [--bootstrap HOST:PORT] [--kind kafka|tansu] [--runs N]
 """
 
@@ -20,7 +21,8 @@ from riskstream.contracts import encode_event, make_event
 from riskstream.orchestrate import Cluster
 
 
-def one_run(cluster: Cluster, n: int) -> float:
+def one_run(cluster: Cluster, n: int) -> tuple[float, float]:
+    """(seconds to the first validated event, seconds until the score step has applied it to the account)."""
     account = f"STARTUP-{uuid.uuid4().hex[:8]}"
     ev = make_event("account_opened", account, {"product": "credit_line", "segment": "retail", "limit": 100.0,
                                                 "currency": "EUR"}, event_time=int(time.time() * 1000))
@@ -28,7 +30,8 @@ def one_run(cluster: Cluster, n: int) -> float:
     producer.send("riskstream.events.behaviour", key=account.encode(), value=encode_event(ev)).get(10)
     producer.close()
     consumer = KafkaConsumer(bootstrap_servers=cluster.bootstrap, group_id=None, enable_auto_commit=False)
-    tps = [TopicPartition("riskstream.events.valid", p) for p in range(4)]
+    tps = [TopicPartition(t, p) for t in ("riskstream.events.valid", "riskstream-accounts-changelog")
+           for p in range(4)]
     consumer.assign(tps)
     consumer.seek_to_end(*tps)
     for tp in tps:
@@ -37,11 +40,14 @@ def one_run(cluster: Cluster, n: int) -> float:
     worker = cluster.start("worker", name=f"startup-worker-{n}")
     try:
         deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
+        seen: dict[str, float] = {}
+        while time.monotonic() < deadline and len(seen) < 2:
             for batch in consumer.poll(timeout_ms=200).values():
                 for rec in batch:
                     if rec.key == account.encode():
-                        return rec.timestamp / 1000 - t0
+                        seen.setdefault(rec.topic, rec.timestamp / 1000 - t0)
+        if len(seen) == 2:
+            return seen["riskstream.events.valid"], seen["riskstream-accounts-changelog"]
         raise RuntimeError("worker processed nothing in 60 s:\n" + worker.log_text()[-2000:])
     finally:
         consumer.close()
@@ -59,9 +65,13 @@ def main() -> int:
                  progress=lambda m: print(m, file=sys.stderr)) as cluster:
         cluster.apply_topology()
         runs = [one_run(cluster, i) for i in range(args.runs)]
-    print(json.dumps({"first_event_s": [round(r, 2) for r in runs], "median_s": round(statistics.median(runs), 2),
-                      "max_s": round(max(runs), 2), "target_s": 5.0, "broker": cluster.kind}))
-    return 0 if max(runs) <= 5.0 else 1
+    first = [r[0] for r in runs]
+    scored = [r[1] for r in runs]
+    print(json.dumps({"first_event_s": [round(r, 2) for r in first], "median_s": round(statistics.median(first), 2),
+                      "max_s": round(max(first), 2),
+                      "first_scored_s": [round(r, 2) for r in scored], "scored_max_s": round(max(scored), 2),
+                      "target_s": 5.0, "broker": cluster.kind}))
+    return 0 if max(first) <= 5.0 else 1
 
 
 if __name__ == "__main__":
