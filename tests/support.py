@@ -6,6 +6,24 @@ import re
 import time
 import urllib.request
 
+# One REVIEW per event: makes the expected decisions and commands of a test countable.
+REVIEW_POLICY = """\
+name: e2e-review
+version: 1
+mode: live
+segments:
+  credit_line: {thresholds: {warn_pd: 0.1, limit_pd: 0.2, close_pd: 0.4}}
+actions:
+  REVIEW: {cooldown: 0s, hysteresis: false, queue: e2e}
+rules:
+  - id: review-every-event
+    product: credit_line
+    when: [{fact: pd, op: ">=", value: 0}]
+    action: REVIEW
+    reason: every event is reviewed (end-to-end test policy)
+"""
+
+
 _SAMPLE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})?\s+(\S+)$')
 _LABEL = re.compile(r'(\w+)="((?:[^"\\]|\\.)*)"')
 

@@ -77,6 +77,11 @@ def _expected(f: Field) -> str:
     return text
 
 
+def _output(name: str, f: Field, v: str) -> tuple[str, str]:
+    """Output key and value expression of a kept field: hashed PII becomes `<name>_hash`."""
+    return (f"{name}_hash", f"ps.pseudonym({v})") if f.pii == "hash" else (name, v)
+
+
 def _gen_checker(type_name: str, version: int, fields: Mapping[str, Field]):
     """Generate `check(payload, pseudonymizer) -> dict | Rejected` for one (type, version)."""
     consts: dict[str, object] = {"M": _MISSING, "Rejected": Rejected}
@@ -133,8 +138,7 @@ def _gen_checker(type_name: str, version: int, fields: Mapping[str, Field]):
         # Output: PII is dropped or hashed; everything else is copied as is.
         if f.pii == "drop":
             continue
-        key = f"{name}_hash" if f.pii == "hash" else name
-        value = f"ps.pseudonym({v})" if f.pii == "hash" else v
+        key, value = _output(name, f, v)
         if f.required:
             literal.append(f"{key!r}: {value}")
         else:
@@ -225,8 +229,7 @@ def _fast_payload(fields: Mapping[str, Field], consts: dict, tag: str) -> list[s
         lines.append(f"if {test}: return None")
         if f.pii == "drop":
             continue
-        key = f"{name}_hash" if f.pii == "hash" else name
-        value = f"ps.pseudonym({v})" if f.pii == "hash" else v
+        key, value = _output(name, f, v)
         if f.required:
             literal.append(f"{key!r}: {value}")
         else:

@@ -28,7 +28,7 @@ from riskstream import control
 from riskstream.broker.manager import free_port
 from riskstream.contracts import encode_event, make_event
 from riskstream.orchestrate import read_topic
-from tests.support import metric, wait_for
+from tests.support import REVIEW_POLICY, metric, wait_for
 
 confluent_kafka = pytest.importorskip("confluent_kafka")
 
@@ -39,16 +39,6 @@ HEAD = """\
 mode: live
 segments:
   credit_line: {thresholds: {warn_pd: 0.1, limit_pd: 0.2, close_pd: 0.4}}
-"""
-REVIEW_POLICY = "name: e2e-review\nversion: 1\n" + HEAD + """\
-actions:
-  REVIEW: {cooldown: 0s, hysteresis: false, queue: e2e}
-rules:
-  - id: review-every-event
-    product: credit_line
-    when: [{fact: pd, op: ">=", value: 0}]
-    action: REVIEW
-    reason: every event is reviewed (end-to-end test policy)
 """
 BREAKER_POLICY = "name: e2e-breaker\nversion: 1\n" + HEAD + """\
 actions:

@@ -22,27 +22,12 @@ import pytest
 from riskstream.broker.manager import free_port
 from riskstream.contracts import encode_event, make_event
 from riskstream.orchestrate import read_topic
-from tests.support import metric, wait_for
+from tests.support import REVIEW_POLICY, metric, wait_for
 
 confluent_kafka = pytest.importorskip("confluent_kafka")
 
 pytestmark = pytest.mark.slow
 
-REVIEW_POLICY = """\
-name: e2e-review
-version: 1
-mode: live
-segments:
-  credit_line: {thresholds: {warn_pd: 0.1, limit_pd: 0.2, close_pd: 0.4}}
-actions:
-  REVIEW: {cooldown: 0s, hysteresis: false, queue: e2e}
-rules:
-  - id: review-every-event
-    product: credit_line
-    when: [{fact: pd, op: ">=", value: 0}]
-    action: REVIEW
-    reason: every event is reviewed (end-to-end test policy)
-"""
 BEHAVIOUR = "riskstream.events.behaviour"
 
 
