@@ -213,14 +213,23 @@ def build_worker(s: StreamSettings) -> faust.App:
         if "p" not in holder:
             holder["p"] = await asyncio.wrap_future(pipeline_future)
             p = holder["p"]
+            log.info("pipeline built (model %s)", p.model_version)
             metrics.POLICY_INFO.info({"name": str(p.policies.policy.name), "version": str(p.policies.policy.version)})
             metrics.MODEL_INFO.info({"version": p.model_version})
         return holder["p"]
 
     async def ready() -> Pipeline:
         p = await pipeline()
-        for r in readers:
-            await r.caught_up.wait()
+        if not holder.get("ready"):
+            # Decide with the market, model and policy a replay would use, but never hang on a context reader.
+            for r in readers:
+                try:
+                    await asyncio.wait_for(r.caught_up.wait(), timeout=30)
+                except asyncio.TimeoutError:
+                    log.warning("%s reader not caught up after 30 s: deciding with what it has read", r.name)
+            holder["ready"] = True
+            log.info("score: context ready (model %s, policy %s v%s)", p.model_version, p.policies.policy.name,
+                     p.policies.policy.version)
         return p
 
     # -- global readers: market (event-time history), models (signed snapshots), control (policy versions) -------
@@ -336,6 +345,9 @@ def build_worker(s: StreamSettings) -> faust.App:
         # Iterate first, then wait for the context inside: an agent that awaits before it starts iterating its
         # stream was seen to stay idle after a rebalance.
         async for batch in stream.take_events(BATCH_MAX, within=BATCH_WITHIN_S):
+            if "first_batch" not in holder:
+                holder["first_batch"] = True
+                log.info("score: first batch (%d events)", len(batch))
             p = await ready()
             t = now_ms()
             outs: list[Out] = []
