@@ -100,6 +100,7 @@ class Publisher:
     """Sends `Out` records (logical topic names) now, not attached to the event, and waits for all acks at once."""
 
     def __init__(self, app: faust.App, topo: Topology):
+        self._app = app
         self._topics = {name: _raw_topic(app, topo.name(name)) for name in topo.topics}
         self._prefix_len = len(topo.topic_prefix)
 
@@ -109,8 +110,17 @@ class Publisher:
     async def publish(self, outs: list[Out], partition: int | None = None) -> None:
         futures = [await self._topics[o.topic].send(key=o.key, value=o.value, partition=partition, force=True)
                    for o in outs]
-        if futures:
-            await asyncio.gather(*futures)
+        if not futures:
+            return
+        futures = [asyncio.ensure_future(f) for f in futures]
+        _, pending = await asyncio.wait(futures, timeout=30)
+        if pending:
+            # Never give up on outputs (the batch's state must not be written before them), but say so: a
+            # worker that waits here looks idle from the outside.
+            log.warning("%d of %d records not acknowledged after 30 s; flushing the producer and waiting",
+                        len(pending), len(futures))
+            await self._app.producer.flush()
+        await asyncio.gather(*futures)
 
 
 def write_table(table, dirty: dict[bytes, tuple[bytes, object]]) -> None:
