@@ -7,6 +7,7 @@ consumer groups, so tests share the broker without seeing each other's records.
 
 from __future__ import annotations
 
+import json
 import os
 import uuid
 from pathlib import Path
@@ -112,6 +113,8 @@ _STRICT_SKIPS = {
 def pytest_runtest_makereport(item, call):
     outcome = yield
     report = outcome.get_result()
+    if report.failed:
+        _attach_process_logs(item, report)
     if not report.skipped:
         return
     reason = str(report.longrepr)
@@ -120,6 +123,22 @@ def pytest_runtest_makereport(item, call):
         if strict and any(n in reason for n in needles):
             report.outcome = "failed"
             report.longrepr = f"skipped in CI is a failure ({env} is set): {reason}"
+
+
+def _attach_process_logs(item, report, lines: int = 60) -> None:
+    """A failed end-to-end test shows the log tail of each process it started (CI output is all there is)."""
+    for name in ("pipeline", "kafka_pipeline"):
+        p = getattr(item, "funcargs", {}).get(name)
+        for proc in getattr(getattr(p, "cluster", None), "procs", []):
+            tail = []
+            for line in proc.log_text().splitlines()[-lines:]:
+                try:
+                    rec = json.loads(line)
+                    tail.append(f"{rec.get('ts', '')} {rec.get('level', '')} {rec.get('logger', '')}: "
+                                f"{rec.get('msg', '')}"[:300])
+                except ValueError:
+                    tail.append(line[:300])
+            report.sections.append((f"log tail of {proc.name} (alive={proc.alive()})", "\n".join(tail)))
 
 
 def pytest_collection_modifyitems(config, items):

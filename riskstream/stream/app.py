@@ -35,6 +35,7 @@ from ..pipeline import (FAMILY_OF_TOPIC, T_COMMANDS, T_DEAD, T_DECISIONS, T_LABE
                         Pipeline, PipelineConfig)
 from ..topology import Topology, load_topology
 from .lag import install_lag_timer
+from .watch import BatchWatch
 
 log = logging.getLogger("riskstream.stream")
 
@@ -42,6 +43,28 @@ BATCH_MAX = 500
 BATCH_WITHIN_S = 0.05
 T_MARKET = "riskstream.events.market"
 T_CONTROL = "riskstream.control"
+STUCK_AFTER_S = 20.0
+
+
+def install_watch(app: faust.App, agents: tuple[str, ...], lag) -> BatchWatch:
+    """Every 10 s: warn about a batch stuck in one stage, or about no batch at all while the group has lag."""
+    watch = BatchWatch()
+    seen = {"batches": -1}
+
+    @app.timer(interval=10.0)
+    async def report_stuck() -> None:
+        for agent, stage, secs in watch.stuck(STUCK_AFTER_S):
+            log.warning("%s: a batch has been in stage '%s' for %.0f s", agent, stage, secs)
+        batches = sum(watch.batches.get(a, 0) for a in agents)
+        waiting = sum(lag.last.values())
+        if batches == seen["batches"] and waiting:
+            consumer = app.consumer
+            log.warning("no batch in 10 s with %d records waiting (rebalancing=%s, in_recovery=%s, assigned=%d, "
+                        "paused=%d)", waiting, app.rebalancing, getattr(app, "in_recovery", None),
+                        len(consumer.assignment()), len(getattr(consumer, "_paused_partitions", ())))
+        seen["batches"] = batches
+
+    return watch
 
 
 @dataclasses.dataclass
@@ -203,7 +226,8 @@ def build_worker(s: StreamSettings) -> faust.App:
 
     topo = s.topology
     app = make_app(topo.topic_prefix + topo.agents["score"].group, s)
-    install_lag_timer(app, s.bootstrap, topo, ("ingest", "market", "score", "trainer"))
+    agents = ("ingest", "market", "score", "trainer")
+    watch = install_watch(app, agents, install_lag_timer(app, s.bootstrap, topo, agents))
     pipeline_future = _start_pipeline(s)
     holder: dict[str, Pipeline] = {}
     pub = Publisher(app, topo)
@@ -327,7 +351,9 @@ def build_worker(s: StreamSettings) -> faust.App:
                     metrics.EVENTS_CONSUMED.labels(topic=logical, type="invalid").inc()
                 else:
                     metrics.EVENTS_CONSUMED.labels(topic=logical, type=metrics.bounded(out.label, event_types)).inc()
+            watch.enter("ingest", "publish")
             await pub.publish(outs)
+            watch.idle("ingest")
             metrics.LAST_EVENT_TIMESTAMP.labels(topic="ingest").set(t / 1000)
 
     @app.agent(market_topic, name="market")
@@ -346,7 +372,9 @@ def build_worker(s: StreamSettings) -> faust.App:
                     metrics.EVENTS_CONSUMED.labels(topic=T_MARKET, type="invalid").inc()
                 else:
                     metrics.EVENTS_CONSUMED.labels(topic=T_MARKET, type=metrics.bounded(out.label, event_types)).inc()
+            watch.enter("market", "publish")
             await pub.publish(outs)
+            watch.idle("market")
 
     valid_name, n_valid = topo.name(score_spec.reads[0]), topo.topic(score_spec.reads[0]).partitions
 
@@ -358,7 +386,9 @@ def build_worker(s: StreamSettings) -> faust.App:
             if "first_batch" not in holder:
                 holder["first_batch"] = True
                 log.info("score: first batch (%d events)", len(batch))
+            watch.enter("score", "context")
             p = await ready()
+            watch.enter("score", "compute")
             t = now_ms()
             outs: list[Out] = []
             dirty: dict[bytes, tuple[bytes, object]] = {}
@@ -374,8 +404,11 @@ def build_worker(s: StreamSettings) -> faust.App:
                 if record is not None:
                     dirty[key] = (record, ev)
                 outs.extend(o)
+            watch.enter("score", "publish")
             await pub.publish(outs)  # outputs before state: see the module docstring
+            watch.enter("score", "table")
             write_table(accounts, dirty)
+            watch.idle("score")
             _score_metrics(outs, t)
             metrics.ACTIVE_ACCOUNTS.set(len(accounts))
             if dirty:
@@ -386,14 +419,18 @@ def build_worker(s: StreamSettings) -> faust.App:
     @app.agent(labels_topic, name="trainer")
     async def trainer(stream):
         async for batch in stream.take_events(BATCH_MAX, within=BATCH_WITHIN_S):
+            watch.enter("trainer", "context")
             p = await ready()
+            watch.enter("trainer", "learn")
             tr = trainer_box.get("t") or trainer_box.setdefault("t", _Trainer(p))
             for ev in batch:
                 tr.on_record(ev.message.value or b"")
             blob = tr.maybe_publish()
             if blob is not None:
+                watch.enter("trainer", "publish")
                 await pub.publish([Out(T_MODELS, b"model", blob)])
                 log.info("trainer published model version %s", tr.trainer.version)
+            watch.idle("trainer")
 
     return app
 
@@ -474,7 +511,8 @@ def build_actuator(s: StreamSettings) -> faust.App:
     topo = s.topology
     spec = topo.agents["actuator"]
     app = make_app(topo.topic_prefix + spec.group, s)
-    install_lag_timer(app, s.bootstrap, topo, ("control", "actuator"))
+    agents = ("control", "actuator")
+    watch = install_watch(app, agents, install_lag_timer(app, s.bootstrap, topo, agents))
     pipeline_future = _start_pipeline(s)
     pub = Publisher(app, topo)
     decisions = _raw_topic(app, topo.name(spec.reads[0]))
@@ -507,12 +545,14 @@ def build_actuator(s: StreamSettings) -> faust.App:
                         await pub.publish([Out(T_DECISIONS, b"__breaker__", raw)], partition=p)
                 elif kind in ("legal_hold", "allow_list", "manual") and msg.get("account_id"):
                     await pub.publish([Out(T_DECISIONS, str(msg["account_id"]).encode(), raw)])
+            watch.idle("control")
 
     sent = SentCommands()
 
     @app.agent(decisions, name="actuator")
     async def actuate(stream):
         async for batch in stream.take_events(BATCH_MAX, within=BATCH_WITHIN_S):
+            watch.enter("actuator", "context")
             p = await pipeline()
             audit = box["audit"]
             if "sent_loaded" not in box:
@@ -520,6 +560,7 @@ def build_actuator(s: StreamSettings) -> faust.App:
                                                           topo.topic(T_COMMANDS).partitions)
                 log.info("actuator: %d recent command ids loaded from the commands topic", box["sent_loaded"])
             _restore_breaker(p, lines, n_partitions, box)
+            watch.enter("actuator", "compute")
             t = now_ms()
             outs: list[Out] = []
             dirty: dict[bytes, tuple[bytes, object]] = {}
@@ -549,8 +590,11 @@ def build_actuator(s: StreamSettings) -> faust.App:
                 line, a = p.undo_dropped(current, c)
                 dirty[key] = (line, batch[-1])
                 records.extend(a)
+            watch.enter("actuator", "audit")
             audit.extend(records)  # before the commands leave: a crash may repeat an audit line, never lose one
+            watch.enter("actuator", "publish")
             await pub.publish(outs)
+            watch.enter("actuator", "table")
             box["seq"] = box.get("seq", 0) + 1
             breaker_blob = orjson.dumps({"seq": box["seq"], "b": p.breaker.encode()})
             for part, ev in parts_seen.items():
@@ -566,6 +610,7 @@ def build_actuator(s: StreamSettings) -> faust.App:
                     metrics.COMMANDS_HELD_TOTAL.inc()
             metrics.BREAKER_OPEN.set(1 if p.breaker.tripped else 0)
             metrics.COMMANDS_HELD.set(len(p.breaker.held))
+            watch.idle("actuator")
             metrics.LAST_EVENT_TIMESTAMP.labels(topic="actuator").set(t / 1000)
             for x in latency:
                 metrics.PROCESSING_LATENCY.labels(stage="decision_to_command").observe(x)

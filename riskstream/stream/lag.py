@@ -80,6 +80,7 @@ class LagMonitor:
         self._admin = None
         self._consumer = None
         self._exported: set[tuple[str, str]] = set()
+        self.last: dict[tuple[str, int], int] = {}  # the newest measurement (for stall reports)
 
     async def start(self) -> None:
         from aiokafka import AIOKafkaConsumer
@@ -150,6 +151,7 @@ class LagMonitor:
     async def update(self, assigned: Iterable[tuple[str, int]] | None = None) -> dict[tuple[str, int], int]:
         lags = await self.measure(assigned)
         self.export(lags)
+        self.last = lags
         return lags
 
 
