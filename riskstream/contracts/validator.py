@@ -1,9 +1,10 @@
 """The hot-path validator: raw bytes in, a parsed PII-free event dict or a `Rejected` out. Never raises.
 
-The spec in `riskstream.contracts.spec` is compiled once, at import, into generated straight-line Python (no loop
-over field specs, no per-event allocation besides the output): per type, an accept-only fast path that turns the
-decoded dict into the output in place; and per (type, version), a field-by-field reference checker that names the
-exact reason of a refusal. Common refusals are preallocated `Rejected` constants.
+The spec in `riskstream.contracts.spec` is compiled once, at import, into two paths. The accept-only fast path
+(`riskstream.contracts.fastpath`) decodes and type-checks a record in one msgspec pass into generated structs, then
+checks the timestamps and builds the output. Anything it does not accept goes to the reference path: `orjson.loads`
+and, per (type, version), generated straight-line Python that checks field by field and names the exact reason of
+a refusal. Common refusals are preallocated `Rejected` constants.
 
 >>> from riskstream.privacy import Pseudonymizer
 >>> ps = Pseudonymizer(b"doc-secret")
@@ -26,6 +27,7 @@ from typing import Mapping
 
 import orjson
 
+from .fastpath import build_parse
 from .reasons import Rejected
 from .spec import FAMILIES, SPEC, Family, Field, TypeSpec
 
@@ -151,98 +153,6 @@ def _gen_checker(type_name: str, version: int, fields: Mapping[str, Field]):
     return check
 
 
-def _gen_fast(type_name: str, t: TypeSpec, family: Family):
-    """Generate the accept-only fast path for one type: `fast(ev, lo, hi, ps, family) -> dict | None`.
-
-    It handles only the common case (every known version, all fields present and well-formed) with straight-line
-    code and returns None on anything unusual; the caller then runs the reference checker, which finds the exact
-    reason. Any exception (a missing key, an unhashable value) also means "take the reference path".
-    """
-    consts: dict[str, object] = {"MAX": MAX_ID_CHARS, "FAMILY": t.family}
-    ent = family.entity_fields
-    names = ["event_id", "schema_version", *ent, "event_time", "producer_time", "source", "payload"]
-    var = {"event_id": "eid", "schema_version": "ver", "account_id": "ent", "facility_id": "ent",
-           "indicator": "ind", "segment": "seg", "event_time": "et", "producer_time": "pt", "source": "src",
-           "payload": "p"}
-    cls = {"eid": "str", "ver": "int", "ent": "str", "ind": "str", "seg": "str", "et": "int", "pt": "int",
-           "src": "str", "p": "dict"}
-    vs = [var[n] for n in names]
-    consts["G"] = __import__("operator").itemgetter(*names)
-    lines = [
-        # Builtins bound as defaults become fast locals; `lo` is already clamped to >= 0 by the caller.
-        "def fast(ev, lo, hi, ps, family, G=G, type=type, len=len, str=str, int=int, float=float, dict=dict):",
-        f"    {', '.join(vs)} = G(ev)",
-        "    if (" + " or ".join(f"type({v}) is not {cls[v]}" for v in vs) + "): return None",
-        f"    if family is not None and family != {t.family!r}: return None",
-        "    if not (lo <= et <= hi and 0 <= pt <= hi): return None",
-    ]
-    strings = ["eid", "src", *(var[n] for n in ent)]
-    lines.append(f"    if not ({' and '.join(strings)}) or "
-                 + " or ".join(f"len({v}) > {MAX_ID_CHARS}" for v in strings)
-                 + (" or '|' in ind" if len(ent) > 1 else "") + ": return None")
-    entity = "ent" if len(ent) == 1 else "ind + '|' + seg"
-    for n, (version, fields) in enumerate(sorted(t.versions.items())):
-        if version < t.min_version:
-            continue
-        lines.append(f"    {'if' if n == 0 else 'elif'} ver == {version}:")
-        lines.extend("        " + line for line in _fast_payload(fields, consts, f"{version}"))
-    lines.append("    else: return None")
-    # The decoded dict is ours: when it holds exactly the envelope (no extra keys), turn it into the output in
-    # place, which is much cheaper than building a fresh nine-key dict.
-    lines.append(f"    if len(ev) == {len(names) + 1}:")
-    lines.extend(f"        del ev[{name!r}]" for name in ent)
-    lines.append(f"        ev['family'] = FAMILY; ev['entity'] = {entity}; ev['payload'] = o")
-    lines.append("        return ev")
-    lines.append("    return {'event_id': eid, 'type': " + repr(type_name) + ", 'schema_version': ver, "
-                 "'family': FAMILY, 'entity': " + entity + ", 'event_time': et, 'producer_time': pt, "
-                 "'source': src, 'payload': o}")
-    src = "\n".join(lines)
-    exec(compile(src, f"<fast path {type_name}>", "exec"), consts)  # noqa: S102 - source built from our own spec
-    fast = consts["fast"]
-    fast.__doc__ = src
-    return fast
-
-
-def _fast_payload(fields: Mapping[str, Field], consts: dict, tag: str) -> list[str]:
-    lines: list[str] = []
-    literal: list[str] = []
-    optional: list[str] = []
-    for i, (name, f) in enumerate(fields.items()):
-        v = f"v{i}"
-        fetch = f"p[{name!r}]" if f.required else f"p.get({name!r})"
-        lines.append(f"{v} = {fetch}")
-        # type(x) is specialised by CPython's adaptive interpreter; x.__class__ is a slow generic attribute load.
-        if f.kind == "number":
-            bad = f"(type({v}) is not float and type({v}) is not int)"
-        else:
-            bad = f"type({v}) is not {'int' if f.kind in ('int', 'epoch_ms') else 'str'}"
-        conds = [bad]
-        if f.kind == "enum":
-            consts[f"C{tag}_{i}"] = frozenset(f.choices)
-            conds.append(f"{v} not in C{tag}_{i}")
-        for op, bound in (("<=", f.gt), ("<", f.ge), (">", f.le)):
-            if bound is not None:
-                conds.append(f"{v} {op} {bound!r}")
-        test = " or ".join(conds)
-        if f.nullable or not f.required:
-            test = f"{v} is not None and ({test})"
-        lines.append(f"if {test}: return None")
-        if f.pii == "drop":
-            continue
-        key, value = _output(name, f, v)
-        if f.required:
-            literal.append(f"{key!r}: {value}")
-        else:
-            optional.append(f"if {v} is not None: o[{key!r}] = {value}")
-    build = "{" + ", ".join(literal) + "}"
-    if any(f.pii for f in fields.values()):
-        return [*lines, f"o = {build}", *optional]
-    # No PII: the decoded payload is the output when it holds exactly the given fields (no extras, no nulls).
-    size = " + ".join([str(sum(f.required for f in fields.values()))]
-                      + [f"(v{i} is not None)" for i, f in enumerate(fields.values()) if not f.required])
-    return [*lines, f"if len(p) == {size}: o = p", "else:", f"    o = {build}", *("    " + o for o in optional)]
-
-
 # --- envelope -----------------------------------------------------------------------------------------------------
 
 
@@ -276,7 +186,7 @@ class _Compiled:
     """One event type, compiled: its checkers by version plus the preallocated refusals it can produce."""
 
     __slots__ = ("name", "family", "entity", "checkers", "min_version", "newest", "newest_checker", "r_unsupported",
-                 "r_wrong_family", "r_gap", "fast")
+                 "r_wrong_family", "r_gap")
 
     def __init__(self, name: str, t: TypeSpec, families: Mapping[str, Family]):
         self.name = name
@@ -288,7 +198,6 @@ class _Compiled:
         self.min_version = t.min_version
         self.newest = t.newest
         self.newest_checker = self.checkers[self.newest]
-        self.fast = _gen_fast(name, t, families[t.family])
         self.r_unsupported = Rejected(
             "unsupported_version",
             f"{name}: schema_version is below the oldest supported version v{t.min_version}",
@@ -314,9 +223,9 @@ class Validator:
     `parse(raw, *, now_ms, pseudonymizer, limits=DEFAULT_LIMITS, family=None)` returns the parsed dict or a
     `Rejected`; it never raises. `family` (e.g. "behaviour") restricts types to the topic the record came from.
 
-    `parse` first tries a generated accept-only fast path per type; whatever it does not accept goes through
+    `parse` first tries the accept-only msgspec fast path; whatever it does not accept goes through
     `parse_reference`, the field-by-field checker that names the exact reason. Both give identical results
-    (a property test checks this); `parse_reference` exists for that test and for reading.
+    (property tests check this); `parse_reference` exists for those tests and for reading.
     """
 
     def __init__(self, spec: Mapping[str, TypeSpec] = SPEC, families: Mapping[str, Family] = FAMILIES):
@@ -328,24 +237,7 @@ class Validator:
         self.parse = self._build_parse()
 
     def _build_parse(self):
-        fast = {name: c.fast for name, c in self._types.items()}
-        loads = orjson.loads
-        reference = self.parse_reference
-
-        def parse(raw, *, now_ms: int, pseudonymizer, limits: Limits = DEFAULT_LIMITS, family: str | None = None):
-            try:
-                if len(raw) <= limits.max_bytes:
-                    ev = loads(raw)
-                    lo = now_ms - limits.max_event_age_ms
-                    if lo < 0:
-                        lo = 0
-                    out = fast[ev["type"]](ev, lo, now_ms + limits.max_future_skew_ms, pseudonymizer, family)
-                    if out is not None:
-                        return out
-            except Exception:  # noqa: BLE001 - anything unusual is diagnosed by the reference path
-                pass
-            return reference(raw, now_ms=now_ms, pseudonymizer=pseudonymizer, limits=limits, family=family)
-
+        parse = build_parse(self.spec, self.families, self.parse_reference, DEFAULT_LIMITS, MAX_ID_CHARS)
         parse.__doc__ = Validator.__doc__
         return parse
 

@@ -59,7 +59,10 @@ def _allowed_payload_keys(type_name: str) -> set[str]:
 def check(raw, ps, **kw) -> dict | Rejected:
     kw.setdefault("now_ms", NOW)
     out = VALIDATOR.parse(raw, pseudonymizer=ps, **kw)
-    assert out == VALIDATOR.parse_reference(raw, pseudonymizer=ps, **kw)
+    ref = VALIDATOR.parse_reference(raw, pseudonymizer=ps, **kw)
+    assert out == ref
+    if type(ref) is dict:  # also the same key order and the same int-or-float types
+        assert orjson.dumps(out) == orjson.dumps(ref)
     event(out.reason if isinstance(out, Rejected) else "accepted")
     if isinstance(out, Rejected):
         assert out.reason in REASONS
