@@ -70,11 +70,17 @@ STATE_REJECTIONS = {
 
 
 class Out(NamedTuple):
-    """One record to publish; `label` is a bounded metric label (reason, action) for the shell's counters."""
+    """One record to publish; `label` is a bounded metric label (reason, action) for the shell's counters, `ident`
+    the record's deterministic id where the shell needs it (a command's `command_id`), so nothing parses it back."""
     topic: str
     key: bytes
     value: bytes
     label: str = ""
+    ident: str = ""
+
+
+def command_out(c: dict) -> Out:
+    return Out(T_COMMANDS, c["account_id"].encode(), orjson.dumps(c), c["action"], c["command_id"])
 
 
 @dataclasses.dataclass
@@ -289,7 +295,7 @@ class Pipeline:
                                                           inp.get("reason"))
             self.dropped.extend(dropped)
             audit.extend({"kind": "command", "time": now, "payload": c} for c in released)
-            outs = [Out(T_COMMANDS, c["account_id"].encode(), orjson.dumps(c), c["action"]) for c in released]
+            outs = [command_out(c) for c in released]
             return None, outs, audit
         if inp.get("decision_id"):
             audit.append({"kind": "decision", "time": now, "payload": {
@@ -304,7 +310,7 @@ class Pipeline:
         audit.extend(breaker_audit)
         for c in send:
             audit.append({"kind": "command", "time": now, "payload": c})
-        outs = [Out(T_COMMANDS, c["account_id"].encode(), orjson.dumps(c), c["action"]) for c in send]
+        outs = [command_out(c) for c in send]
         return encode_line(new_line), outs, audit
 
     def undo_dropped(self, line: bytes | None, command: dict) -> tuple[bytes, list[dict]]:

@@ -149,6 +149,11 @@ def _gen_branch(type_name: str, t: TypeSpec, family: Family, versions, attrs, re
     return lines
 
 
+def output_field(name: str, f: Field, value: str, pseudonymizer: str) -> tuple[str, str]:
+    """Output key and value expression of a kept field (both generated paths): hashed PII becomes `<name>_hash`."""
+    return (f"{name}_hash", f"{pseudonymizer}.pseudonym({value})") if f.pii == "hash" else (name, value)
+
+
 def _gen_payload(fields: Mapping[str, Field], attrs: Mapping[str, str], required: set[str], ret: str) -> list[str]:
     """Lines that build `o`, the output payload of one version, from the payload struct `p`, then `ret`.
 
@@ -161,7 +166,7 @@ def _gen_payload(fields: Mapping[str, Field], attrs: Mapping[str, str], required
             conds.append(f"p.{a} is not {'UNSET' if f.nullable else 'None'}")
         if f.pii == "drop":
             continue
-        key, value = (f"{name}_hash", f"pseudonymizer.pseudonym(p.{a})") if f.pii == "hash" else (name, f"p.{a}")
+        key, value = output_field(name, f, f"p.{a}", "pseudonymizer")
         if f.required:
             literal.append(f"{key!r}: {value}")
         else:

@@ -27,7 +27,7 @@ from typing import Mapping
 
 import orjson
 
-from .fastpath import build_parse
+from .fastpath import build_parse, output_field
 from .reasons import Rejected
 from .spec import FAMILIES, SPEC, Family, Field, TypeSpec
 
@@ -77,11 +77,6 @@ def _expected(f: Field) -> str:
     if f.nullable:
         text += " or null"
     return text
-
-
-def _output(name: str, f: Field, v: str) -> tuple[str, str]:
-    """Output key and value expression of a kept field: hashed PII becomes `<name>_hash`."""
-    return (f"{name}_hash", f"ps.pseudonym({v})") if f.pii == "hash" else (name, v)
 
 
 def _gen_checker(type_name: str, version: int, fields: Mapping[str, Field]):
@@ -140,7 +135,7 @@ def _gen_checker(type_name: str, version: int, fields: Mapping[str, Field]):
         # Output: PII is dropped or hashed; everything else is copied as is.
         if f.pii == "drop":
             continue
-        key, value = _output(name, f, v)
+        key, value = output_field(name, f, v, "ps")
         if f.required:
             literal.append(f"{key!r}: {value}")
         else:

@@ -577,11 +577,10 @@ def build_actuator(s: StreamSettings) -> faust.App:
                 if line is not None and m.key != b"__breaker__":
                     dirty[m.key] = (line, ev)
                 for c in o:
-                    cid = orjson.loads(c.value)["command_id"]
-                    if cid in sent:  # already on the topic before a restart: never twice
+                    if c.ident in sent:  # already on the topic before a restart: never twice
                         metrics.DUPLICATES_SUPPRESSED.labels(stage="actuator").inc()
                         continue
-                    sent.add(cid)
+                    sent.add(c.ident)
                     outs.append(c)
                     latency.append(max(0.0, t / 1000 - m.timestamp))  # decision produced (broker time) -> command
                 records.extend(a)
