@@ -17,8 +17,8 @@ from pathlib import Path
 
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
-from riskstream.contracts import encode_event, make_event
-from riskstream.orchestrate import Cluster
+from riskstream.core.contracts import encode_event, make_event
+from riskstream.ops.orchestrate import Cluster
 
 
 def one_run(cluster: Cluster, n: int) -> tuple[float, float]:

@@ -15,9 +15,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from riskstream.broker import manager
-from riskstream.orchestrate import Cluster
-from riskstream.topology import DEFAULT_PATH, apply_topology, load_topology
+from riskstream.ops.broker import manager
+from riskstream.ops.orchestrate import Cluster
+from riskstream.core.topology import DEFAULT_PATH, load_topology
+from riskstream.ops.topology_apply import apply_topology
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -87,10 +87,10 @@ def metric_names_in(expr: str) -> set[str]:
 
 
 def exported_series_names() -> set[str]:
-    """Every series name riskstream.metrics can expose (counters' _total, histograms' _bucket/_sum/_count...)."""
+    """Every series name riskstream.stream.metrics can expose (counters' _total, histograms' _bucket/_sum/_count...)."""
     from prometheus_client import Counter, Gauge, Histogram, Info
 
-    from riskstream import metrics
+    from riskstream.stream import metrics
 
     names = set()
     for metric in vars(metrics).values():

@@ -30,13 +30,13 @@ import faust
 import orjson
 from faust.streams import _current_event
 
-from .. import metrics
-from ..pipeline import (FAMILY_OF_TOPIC, T_COMMANDS, T_DEAD, T_DECISIONS, T_LABELS, T_MODELS, Ingestor, Out,
+from riskstream.stream import metrics
+from riskstream.core.steps.pipeline import (FAMILY_OF_TOPIC, T_COMMANDS, T_DEAD, T_DECISIONS, T_LABELS, T_MODELS, Ingestor, Out,
                         Pipeline, PipelineConfig)
-from ..topology import Topology, load_topology
-from . import rewind
-from .lag import install_lag_timer
-from .watch import BatchWatch
+from riskstream.core.topology import Topology, load_topology
+from riskstream.stream import rewind
+from riskstream.stream.lag import install_lag_timer
+from riskstream.stream.watch import BatchWatch
 
 log = logging.getLogger("riskstream.stream")
 
@@ -85,8 +85,6 @@ def now_ms() -> int:
 
 def make_app(app_id: str, s: StreamSettings) -> faust.App:
     """A Faust app tuned to join its group in about a second on a local broker (defaults take ~30 s)."""
-    from ..broker.manager import free_port
-
     rewind.install()  # never skip the first records of a partition with no commit (see the module)
     datadir = Path(s.data_dir) / f"{app_id}-{os.getpid()}"
     datadir.parent.mkdir(parents=True, exist_ok=True)
@@ -115,6 +113,14 @@ def make_app(app_id: str, s: StreamSettings) -> faust.App:
         stream_wait_empty=False,
         table_cleanup_interval=3600,
     )
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def _raw_topic(app: faust.App, *names: str) -> faust.TopicT:
@@ -216,7 +222,7 @@ def _start_pipeline(settings: StreamSettings) -> concurrent.futures.Future:
 
 
 def _audit_log(settings: StreamSettings, role: str):
-    from ..audit import AuditLog
+    from riskstream.core.audit import AuditLog
 
     path = Path(settings.audit_log or f"var/audit/{role}.jsonl")
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -224,7 +230,7 @@ def _audit_log(settings: StreamSettings, role: str):
 
 
 def build_worker(s: StreamSettings) -> faust.App:
-    from ..contracts import SPEC, Rejected, parse_event
+    from riskstream.core.contracts import SPEC, Rejected, parse_event
 
     topo = s.topology
     app = make_app(topo.topic_prefix + topo.agents["score"].group, s)
@@ -277,7 +283,7 @@ def build_worker(s: StreamSettings) -> faust.App:
             p.on_market(ev)
 
     def on_model(raw: bytes, offset: int) -> None:
-        from ..models.snapshot import TamperedSnapshot, load_snapshot, model_key
+        from riskstream.core.models.snapshot import TamperedSnapshot, load_snapshot, model_key
 
         p = holder["p"]
         try:
@@ -464,8 +470,8 @@ class _Trainer:
     """The trainer agent's state: River PD model + anomaly model, learned from the labels topic."""
 
     def __init__(self, p: Pipeline):
-        from ..models.anomaly import make_anomaly_detector
-        from ..models.snapshot import Trainer
+        from riskstream.core.models.anomaly import make_anomaly_detector
+        from riskstream.core.models.snapshot import Trainer
 
         start = copy.deepcopy(p.model)
         self.trainer = Trainer(p.model_config, scorer=start, version=int(getattr(start, "version", 0)))
@@ -474,7 +480,7 @@ class _Trainer:
         self.behaviour_seen = 0
 
     def on_record(self, raw: bytes) -> None:
-        from ..models.labels import LabeledExample
+        from riskstream.core.models.labels import LabeledExample
 
         msg = orjson.loads(raw)
         if msg.get("kind") == "behaviour":
@@ -492,7 +498,7 @@ class _Trainer:
         metrics.LABEL_DELAY.observe(max(0.0, (msg.get("label_time", 0) - ex.snapshot_time) / 1000))
 
     def maybe_publish(self) -> bytes | None:
-        from ..models.evaluate import auc, log_loss
+        from riskstream.core.models.quality import auc, log_loss
 
         blob = None
         if self.trainer.since_publish >= int(self.trainer.config["trainer"]["publish_every"]):
@@ -669,7 +675,7 @@ def _restore_breaker(p: Pipeline, lines, n_partitions: int, box: dict) -> None:
     if box.get("breaker_restored"):
         return
     box["breaker_restored"] = True
-    from ..actuator import MassCloseBreaker
+    from riskstream.core.actuator import MassCloseBreaker
 
     saved = [orjson.loads(v) for v in (lines.get(b"__breaker__/%d" % i) for i in range(n_partitions)) if v]
     if saved:

@@ -1,7 +1,7 @@
 """Consumer lag per partition: the group's committed offset against the end of the partition.
 
 The worker and the actuator each measure the lag of their own consumer group every few seconds and export it as
-``riskstream_consumer_lag{topic, partition}`` (:data:`riskstream.metrics.CONSUMER_LAG`). Label values stay bounded:
+``riskstream_consumer_lag{topic, partition}`` (:data:`riskstream.stream.metrics.CONSUMER_LAG`). Label values stay bounded:
 ``topic`` is a *logical* topic name from topology.yaml (the prefix is stripped) and ``partition`` a partition number
 below that topic's partition count; nothing else is ever used as a label.
 
@@ -21,7 +21,7 @@ Lag of one partition (``auto_offset_reset=earliest``, as riskstream's apps are c
 
 Wiring (in riskstream.stream.app, once per app)::
 
-    from .lag import install_lag_timer
+    from riskstream.stream.lag import install_lag_timer
     install_lag_timer(app, s.bootstrap, topo, ("ingest", "market", "score", "trainer"))   # worker
     install_lag_timer(app, s.bootstrap, topo, ("control", "actuator"))                    # actuator
 """
@@ -31,8 +31,8 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 
-from .. import metrics
-from ..topology import Topology
+from riskstream.stream import metrics
+from riskstream.core.topology import Topology
 
 log = logging.getLogger("riskstream.stream.lag")
 
@@ -51,7 +51,7 @@ def group_topics(topo: Topology, agents: Iterable[str]) -> tuple[str, dict[str, 
 
     Every agent of one app shares one group (the Faust app id); mixing apps is a configuration error.
 
-    >>> from riskstream.topology import load_topology
+    >>> from riskstream.core.topology import load_topology
     >>> group, topics = group_topics(load_topology(), ["control", "actuator"])
     >>> group, sorted(topics.values())
     ('riskstream-actuator', ['riskstream.control', 'riskstream.decisions'])

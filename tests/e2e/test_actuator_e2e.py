@@ -24,10 +24,10 @@ import uuid
 import orjson
 import pytest
 
-from riskstream import control
-from riskstream.broker.manager import free_port
-from riskstream.contracts import encode_event, make_event
-from riskstream.orchestrate import read_topic
+from riskstream.ops import control
+from riskstream.ops.broker.manager import free_port
+from riskstream.core.contracts import encode_event, make_event
+from riskstream.ops.orchestrate import read_topic
 from tests.support import REVIEW_POLICY, metric, wait_for
 
 confluent_kafka = pytest.importorskip("confluent_kafka")
@@ -244,8 +244,8 @@ def committed_to_end(bootstrap: str, group: str, topic: str) -> bool:
 def test_redelivery_and_actuator_restart_send_no_duplicate(kafka_pipeline, downstream_of, tmp_path):
     from pathlib import Path
 
-    from riskstream.pipeline import PipelineConfig
-    from riskstream.replay import replay
+    from riskstream.core.steps.pipeline import PipelineConfig
+    from riskstream.offline.replay import replay
 
     pipeline = kafka_pipeline
     policy = tmp_path / "review.yaml"

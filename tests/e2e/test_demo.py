@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from riskstream.contracts import encode_event, make_event
+from riskstream.core.contracts import encode_event, make_event
 
 confluent_kafka = pytest.importorskip("confluent_kafka")
 

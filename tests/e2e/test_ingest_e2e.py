@@ -20,7 +20,7 @@ What "nothing lost" means, checked by offsets (test_nothing_lost_nothing_twice):
    counted as processed from the group's committed offset (= end offset) and the worker's
    `riskstream_events_consumed_total{topic="riskstream.events.market"}` counter. processed + dead = 100,000.
 2. Stateful stage. The score agent's input is the valid topic, one partition per account, in offset order. Reading
-   that topic back and folding the pure `riskstream.state.apply_event` over it (per key, offset order, the record
+   that topic back and folding the pure `riskstream.core.account.state.apply_event` over it (per key, offset order, the record
    encoded and decoded between events exactly as the live agent does) gives every valid offset's outcome. The test
    asserts: the live dead letters whose source topic is the valid topic are exactly the replay's non-applied
    outcomes, by (partition, offset, reason); no record is silently skipped (`already_applied`/`ignored` = 0); and
@@ -55,12 +55,12 @@ from dataclasses import dataclass
 import orjson
 import pytest
 
-from riskstream.contracts import REASONS, make_event, parse_event, read_dead_letter
-from riskstream.contracts.deadletter import MAX_ORIGINAL_BYTES
-from riskstream.contracts.spec import SPEC
-from riskstream.pipeline import FAMILY_OF_TOPIC, PipelineConfig, unpack
-from riskstream.simulator import DAY, HOUR, MARKET, SimConfig, Simulator
-from riskstream.state import RECENT_IDS, apply_event, decode_state, encode_state
+from riskstream.core.contracts import REASONS, make_event, parse_event, read_dead_letter
+from riskstream.core.contracts.deadletter import MAX_ORIGINAL_BYTES
+from riskstream.core.contracts.spec import SPEC
+from riskstream.core.steps.pipeline import FAMILY_OF_TOPIC, PipelineConfig, unpack
+from riskstream.ops.simulator import DAY, HOUR, MARKET, SimConfig, Simulator
+from riskstream.core.account.state import RECENT_IDS, apply_event, decode_state, encode_state
 
 confluent_kafka = pytest.importorskip("confluent_kafka")
 from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition  # noqa: E402
@@ -302,7 +302,7 @@ def metric(text: str, name: str, **labels) -> float:
 # -- the run -------------------------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def run(kafka_broker, tmp_path_factory):
-    from riskstream.broker.manager import free_port
+    from riskstream.ops.broker.manager import free_port
     from tests.conftest import Pipeline
 
     pl = Pipeline(kafka_broker, tmp_path_factory.mktemp("ingest-e2e"))
@@ -594,7 +594,7 @@ def test_no_pii_in_logs_metrics_or_valid_topic(run):
 
 # -- 3. log format ----------------------------------------------------------------------------------------------------
 def test_worker_log_is_json_at_info(run):
-    """Every line of the worker's log is a JSON object with ts/level/logger/msg (riskstream.logs at INFO), Faust's
+    """Every line of the worker's log is a JSON object with ts/level/logger/msg (riskstream.stream.logs at INFO), Faust's
     own lines included (their content is covered by the privacy test, which greps the whole log)."""
     lines = [line for line in run["log"].splitlines() if line.strip()]
     as_json, other = [], []
@@ -610,7 +610,7 @@ def test_worker_log_is_json_at_info(run):
     print(f"worker log: {len(lines)} lines, {len(as_json)} JSON objects (levels {dict(levels)}, loggers "
           f"{dict(loggers)}), {len(other)} non-JSON lines" + (f", e.g. {other[:3]!r}" if other else ""))
     # Known cause when this fails: riskstream.stream.app.run() starts faust.Worker with mode's default
-    # override_logging=True, which clears the root handlers that riskstream.logs.setup_logging installed and puts
+    # override_logging=True, which clears the root handlers that riskstream.stream.logs.setup_logging installed and puts
     # Faust's plain-text formatter in their place; passing override_logging=False keeps the JSON handler.
     assert as_json, "no JSON line in the worker log (Faust replaced riskstream's JSON handler)"
     assert all({"ts", "level", "logger", "msg"} <= set(o) for o in as_json)

@@ -10,8 +10,8 @@ import uuid
 import orjson
 import pytest
 
-from riskstream.contracts import encode_event, make_event
-from riskstream.replay import replay
+from riskstream.core.contracts import encode_event, make_event
+from riskstream.offline.replay import replay
 
 confluent_kafka = pytest.importorskip("confluent_kafka")
 

@@ -10,7 +10,7 @@ import asyncio
 
 import pytest
 
-from riskstream import metrics
+from riskstream.stream import metrics
 from riskstream.stream.lag import LagMonitor, install_lag_timer
 
 confluent_kafka = pytest.importorskip("confluent_kafka")

@@ -15,13 +15,13 @@ import time
 import orjson
 import pytest
 
-from riskstream.contracts import Rejected, encode_event, make_event, parse_event
-from riskstream.features import compute_features
-from riskstream.market import apply_market, new_history
-from riskstream.orchestrate import read_topic
-from riskstream.pipeline import T_VALID, unpack
-from riskstream.privacy import Pseudonymizer
-from riskstream.state import decode_state
+from riskstream.core.contracts import Rejected, encode_event, make_event, parse_event
+from riskstream.core.account.features import compute_features
+from riskstream.core.market import apply_market, new_history
+from riskstream.ops.orchestrate import read_topic
+from riskstream.core.steps.pipeline import T_VALID, unpack
+from riskstream.core.privacy import Pseudonymizer
+from riskstream.core.account.state import decode_state
 
 from tests.e2e.test_recovery import CHANGELOG, Progress, produce
 

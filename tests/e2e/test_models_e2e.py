@@ -19,9 +19,9 @@ import time
 import orjson
 import pytest
 
-from riskstream.broker.manager import free_port
-from riskstream.contracts import encode_event, make_event
-from riskstream.orchestrate import read_topic
+from riskstream.ops.broker.manager import free_port
+from riskstream.core.contracts import encode_event, make_event
+from riskstream.ops.orchestrate import read_topic
 from tests.support import REVIEW_POLICY, metric, wait_for
 
 confluent_kafka = pytest.importorskip("confluent_kafka")
@@ -99,9 +99,9 @@ def partitions_of(keys: list[bytes], n: int = 4) -> dict[int, int]:
 
 # -- the test ------------------------------------------------------------------------------------------------------
 def test_two_workers_share_the_signed_model_and_refuse_a_tampered_one(pipeline, tmp_path):
-    from riskstream.models import load_config
-    from riskstream.models.snapshot import dump_snapshot, model_key
-    from riskstream.pipeline import initial_model
+    from riskstream.core.models import load_config
+    from riskstream.core.models.snapshot import dump_snapshot, model_key
+    from riskstream.core.steps.pipeline import initial_model
 
     policy = tmp_path / "review.yaml"
     policy.write_text(REVIEW_POLICY)

@@ -15,7 +15,7 @@ import time
 
 import pytest
 
-from riskstream.simulator import SimConfig, Simulator
+from riskstream.ops.simulator import SimConfig, Simulator
 from tests.promql import all_expressions, check_expressions, prometheus_binary, query, start_prometheus, \
     stop_prometheus, wait_for_targets_up, free_port
 

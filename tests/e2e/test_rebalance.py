@@ -13,8 +13,8 @@ import time
 import orjson
 import pytest
 
-from riskstream.contracts import encode_event, make_event
-from riskstream.orchestrate import read_topic
+from riskstream.core.contracts import encode_event, make_event
+from riskstream.ops.orchestrate import read_topic
 from tests.e2e.test_models_e2e import produce
 from tests.support import wait_for
 

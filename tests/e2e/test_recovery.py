@@ -16,11 +16,11 @@ import time
 import orjson
 import pytest
 
-from riskstream.features import compute_features
-from riskstream.orchestrate import read_topic
-from riskstream.pipeline import T_DECISIONS, T_VALID, unpack
-from riskstream.simulator import MARKET, SimConfig, Simulator
-from riskstream.state import decode_state
+from riskstream.core.account.features import compute_features
+from riskstream.ops.orchestrate import read_topic
+from riskstream.core.steps.pipeline import T_DECISIONS, T_VALID, unpack
+from riskstream.ops.simulator import MARKET, SimConfig, Simulator
+from riskstream.core.account.state import decode_state
 
 confluent_kafka = pytest.importorskip("confluent_kafka")
 
@@ -210,7 +210,7 @@ def account_orders(valid_records) -> dict[bytes, list[str]]:
 
 def offline_decisions(pipeline, valid_records) -> set[str]:
     """Decision ids of the pure pipeline over this run's market topic and then its valid topic, in offset order."""
-    from riskstream.pipeline import Pipeline as Core
+    from riskstream.core.steps.pipeline import Pipeline as Core
 
     core = Core()
     for r in read_topic(pipeline.bootstrap, pipeline.topic(MARKET)):

@@ -1,0 +1,216 @@
+"""The PD scorer: an online River classifier that turns a feature dict into a calibrated PD, a score and reasons.
+
+It is used prequentially: `predict_one` for every scoring event, `learn_one` later, when the delayed label for
+that point-in-time snapshot arrives (see `riskstream.core.models.labels`).
+
+Score mapping (points to double the odds): ``score = base_points + pdo * log2(odds_good / base_odds)`` with
+``odds_good = (1 - pd) / pd``, clipped to 0..1000. Defaults: 600 points at 50:1 good:bad odds, 50 points to double
+the odds; so PD 2 % -> 600, PD 50 % -> 318, PD 0.1 % -> 816. Higher is safer.
+
+>>> scorer = make_scorer({"kind": "logistic"})
+>>> for i in range(200):
+...     bad = i % 4 == 0
+...     scorer.learn_one({"days_past_due": 45.0 if bad else 0.0, "utilisation": 0.5}, bad)
+>>> s = scorer.predict_one({"days_past_due": 60.0, "utilisation": 0.5})
+>>> s.pd > 0.5, 0 <= s.score <= 1000, s.reasons[0].feature
+(True, True, 'days_past_due')
+
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+from river import linear_model, optim, preprocessing, stats
+
+from riskstream.core.models.config import load_config
+
+__all__ = ["Reason", "Score", "Scorer", "make_scorer", "pd_to_score", "FEATURE_TEXT"]
+
+# Plain words per feature, phrased for a value that RAISES risk.
+FEATURE_TEXT = {
+    "drawdown_sum_1h": "large drawdowns in the last hour",
+    "drawdown_count_1h": "many drawdowns in the last hour",
+    "drawdown_sum_30d": "large drawdowns in the last 30 days",
+    "drawdown_velocity_ratio": "drawdowns much faster than usual",
+    "utilisation": "credit line utilisation",
+    "failed_logins_24h": "failed logins in the last 24 hours",
+    "distinct_devices_7d": "many different devices in the last 7 days",
+    "new_device_before_drawdown": "a drawdown right after a new device appeared",
+    "days_past_due": "days past due",
+    "missed_payments_90d": "missed payments in the last 90 days",
+    "partial_payments_90d": "partial payments in the last 90 days",
+    "payment_to_due_ratio_90d": "share of amounts due actually paid (90 days)",
+    "days_since_last_payment": "time since the last payment",
+    "bureau_inquiries_30d": "credit bureau inquiries in the last 30 days",
+    "external_delinquencies_90d": "delinquencies at other lenders (90 days)",
+    "new_debt_sum_90d": "new debt taken elsewhere (90 days)",
+    "dscr": "debt service coverage ratio",
+    "cashflow_deviation": "cash flow deviating from plan",
+    "milestone_slippage_days": "project milestones slipping",
+    "covenant_headroom": "covenant headroom",
+    "market_index_change_7d": "sector index move over 7 days",
+    "market_rate_change_30d_bp": "interest rate rise over 30 days",
+    "market_unemployment": "unemployment rate",
+    "market_shock": "a market shock in force",
+}
+
+_DEFAULTS = load_config()["scorer"]
+
+
+@dataclasses.dataclass(frozen=True)
+class Reason:
+    """One factor behind a score: `contribution` is in log-odds (linear) or PD points (tree); > 0 raises risk."""
+
+    feature: str
+    contribution: float
+    text: str
+
+
+@dataclasses.dataclass(frozen=True)
+class Score:
+    pd: float
+    score: int
+    reasons: tuple[Reason, ...]
+    model_version: str
+
+
+def pd_to_score(pd: float, *, base_points: float = 600, base_odds: float = 50, pdo: float = 50) -> int:
+    """Map a PD to 0..1000 points (higher = safer), see the module docstring.
+
+    >>> pd_to_score(1 / 51), pd_to_score(0.5), pd_to_score(0.0), pd_to_score(1.0)
+    (600, 318, 1000, 0)
+
+    """
+    pd = min(max(pd, 1e-12), 1 - 1e-12)
+    points = base_points + pdo * math.log2(((1 - pd) / pd) / base_odds)
+    return int(round(min(max(points, 0.0), 1000.0)))
+
+
+def _reason_text(feature: str, value: float, mean: float, contribution: float) -> str:
+    words = FEATURE_TEXT.get(feature, feature.replace("_", " "))
+    direction = "higher" if value > mean else "lower"
+    effect = "raises" if contribution > 0 else "lowers"
+    return f"{words}: {value:.4g} is {direction} than the typical {mean:.4g}, which {effect} the risk"
+
+
+class Scorer:
+    """An online PD model over `dict[str, float]` features; missing keys count as 0.
+
+    `kind` is "logistic" (StandardScaler | LogisticRegression with AdaGrad, L2 and an SGD intercept) or "tree"
+    (ARFClassifier). `version` is set by the Trainer when it publishes a snapshot.
+    """
+
+    def __init__(self, config: dict):
+        self.config = {**_DEFAULTS, **config}
+        self.kind = self.config["kind"]
+        self.version = 0
+        self.n_learned = 0
+        self.features: dict[str, None] = {}  # ordered set of every feature name seen
+        self.means: dict[str, stats.Mean] = {}
+        if self.kind == "logistic":
+            self.scaler = preprocessing.StandardScaler()
+            self.model = linear_model.LogisticRegression(
+                optimizer=optim.AdaGrad(self.config["learning_rate"]), l2=self.config["l2"],
+                intercept_lr=self.config["intercept_lr"],
+            )
+        elif self.kind == "tree":
+            self.scaler = None
+            from river import forest  # imported only when chosen: it pulls in scipy (~2 s at start-up)
+
+            self.model = forest.ARFClassifier(n_models=int(self.config["n_models"]), seed=int(self.config["seed"]))
+        else:
+            raise ValueError(f"scorer.kind must be 'logistic' or 'tree', got {self.kind!r}")
+
+    @property
+    def model_version(self) -> str:
+        return f"{self.kind}@{self.version}"
+
+    def _dense(self, x: dict) -> dict[str, float]:
+        # Every known feature is present (0 if missing) so the scaler sees zeros too; unknown new keys are kept.
+        out = {k: 0.0 for k in self.features}
+        for k, v in x.items():
+            try:
+                out[k] = float(v)
+            except (TypeError, ValueError):
+                continue
+            if not math.isfinite(out[k]):
+                out[k] = 0.0
+        return out
+
+    def _pd_of(self, xd: dict[str, float], z: dict[str, float] | None = None) -> float:
+        if self.kind == "logistic":
+            proba = self.model.predict_proba_one(self.scaler.transform_one(xd) if z is None else z)
+        else:
+            proba = self.model.predict_proba_one(xd)
+        return float(proba.get(True, 0.0)) if proba else 0.0
+
+    def _mean(self, k: str) -> float:
+        if self.kind == "logistic":
+            return float(self.scaler.means.get(k, 0.0))  # the scaler already keeps running means
+        return self.means[k].get() if k in self.means else 0.0
+
+    def predict_pd(self, x: dict) -> float:
+        """The PD alone, without reasons (cheaper)."""
+        return self._pd_of(self._dense(x))
+
+    def predict_one(self, x: dict) -> Score:
+        xd = self._dense(x)
+        z = self.scaler.transform_one(xd) if self.kind == "logistic" else None
+        pd = self._pd_of(xd, z)
+        if self.n_learned == 0:
+            pd = 0.5  # an untrained model knows nothing: say so plainly rather than an arbitrary value
+        cfg = self.config
+        return Score(
+            pd=pd,
+            score=pd_to_score(pd, base_points=cfg["base_points"], base_odds=cfg["base_odds"], pdo=cfg["pdo"]),
+            reasons=self._reasons(xd, pd, z),
+            model_version=self.model_version,
+        )
+
+    def _reasons(self, xd: dict[str, float], pd: float, z: dict[str, float] | None) -> tuple[Reason, ...]:
+        if self.n_learned == 0:
+            return ()
+        contributions: dict[str, float] = {}
+        if z is not None:
+            weights = self.model.weights
+            for k, zv in z.items():
+                contributions[k] = weights.get(k, 0.0) * zv
+        else:
+            # Attribution: how much the PD drops when the feature is set to its running mean.
+            for k in xd:
+                mean = self._mean(k)
+                if xd[k] == mean:
+                    continue
+                contributions[k] = pd - self._pd_of({**xd, k: mean})
+        top = sorted((c for c in contributions.items() if c[1] > 0), key=lambda kv: (-kv[1], kv[0]))
+        return tuple(
+            Reason(k, c, _reason_text(k, xd[k], self._mean(k), c))
+            for k, c in top[: int(self.config["reasons_top_k"])]
+        )
+
+    def learn_one(self, x: dict, y: bool) -> None:
+        for k in x:
+            if k not in self.features:
+                self.features[k] = None
+        xd = self._dense(x)
+        if self.kind == "tree":
+            for k, v in xd.items():
+                self.means.setdefault(k, stats.Mean()).update(v)
+        y = bool(y)
+        w = self.config["bad_weight"] if y else 1.0
+        if self.kind == "logistic":
+            self.scaler.learn_one(xd)
+            self.model.learn_one(self.scaler.transform_one(xd), y, w=w)
+        else:
+            for _ in range(int(round(w))):
+                self.model.learn_one(xd, y)
+        self.n_learned += 1
+
+
+def make_scorer(config: dict | None = None) -> Scorer:
+    """Build a scorer from the full model config (uses its `scorer` section) or from the section itself."""
+    config = config or {}
+    section = config.get("scorer", config) if isinstance(config.get("scorer"), dict) else config
+    return Scorer(section)

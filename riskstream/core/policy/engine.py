@@ -1,0 +1,220 @@
+"""Turn facts about one account into at most one decision, without flapping.
+
+The engine is a pure function: `decide(policy, facts, model_reasons, ctx, memory)` returns the decision
+(or None) and the account's new policy memory. The memory is a tiny JSON-able dict that the stream layer
+keeps in its per-account table; replaying the same events from the same memory gives the same decisions.
+
+Choosing: every rule for the account's product (and segment) whose `when` holds is a candidate. The
+candidates are ranked by the policy's `action_order`, then by their order in the file. A candidate is
+skipped while its action is cooling down (`cooldown` since that action was last decided for this
+account) or while the rule is disarmed (`hysteresis`: after firing, a rule re-arms only once its condition
+is false even with every threshold moved by the margin towards safety, e.g. pd < close_pd - 0.02).
+The first candidate not skipped decides.
+
+>>> from riskstream.core.policy.loader import load_policy
+>>> policy = load_policy('''
+... name: tiny
+... version: 1
+... mode: live
+... segments:
+...   credit_line: {thresholds: {warn_pd: 0.2, limit_pd: 0.3, close_pd: 0.5}}
+... actions:
+...   WARN: {cooldown: 1h, grace: 72h, hysteresis: {pd: 0.05}}
+... rules:
+...   - id: pd-warn
+...     when: [{fact: pd, op: ">=", threshold: warn_pd}]
+...     action: WARN
+...     reason: probability of default above the warning line
+... ''')
+>>> ctx = {"account_id": "a1", "event_id": "e1", "event_time": 0, "model_version": "m3", "feature_hash": "f"}
+>>> facts = {"product": "credit_line", "segment": "retail", "pd": 0.25}
+>>> d, mem = decide(policy, facts, ["late payments"], ctx, {})
+>>> d.action, d.rule_id, d.reasons, d.params["grace_until"]
+('WARN', 'pd-warn', ['probability of default above the warning line', 'late payments'], 259200000)
+>>> decide(policy, facts, [], dict(ctx, event_id="e2", event_time=7_200_000), mem)[0] is None  # disarmed
+True
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import asdict, dataclass, replace
+from typing import Any
+
+from riskstream.core.policy.loader import Group, Policy, Rule
+from riskstream.core.policy.vocabulary import OPS
+
+
+@dataclass(frozen=True)
+class Decision:
+    decision_id: str
+    account_id: str
+    action: str
+    params: dict
+    immediate: bool
+    rule_id: str
+    reasons: list
+    policy_name: str
+    policy_version: Any
+    model_version: Any
+    feature_hash: Any
+    event_id: str
+    event_time: int
+    mode: str
+    product: str | None = None
+
+    def to_dict(self) -> dict:
+        """Plain, JSON-able dict (the value published to riskstream.decisions)."""
+        return asdict(self)
+
+
+def decision_id(account_id, event_id, policy_name, policy_version) -> str:
+    """Same account, event and policy version -> same id, so reprocessing is recognised downstream.
+
+    >>> decision_id("a1", "e1", "retail", 3) == decision_id("a1", "e1", "retail", 3)
+    True
+    >>> len(decision_id("a1", "e1", "retail", 3))
+    24
+    """
+    key = "\x1f".join(str(x) for x in (account_id, event_id, policy_name, policy_version))
+    return hashlib.sha256(key.encode("utf-8")).hexdigest()[:24]
+
+
+def _holds(node, facts, thresholds, margins=None) -> bool:
+    if isinstance(node, Group):
+        results = (_holds(p, facts, thresholds, margins) for p in node.parts)
+        return all(results) if node.kind == "all" else any(results)
+    value = facts.get(node.fact)
+    if value is None:
+        return False  # a fact we do not know never triggers an action
+    rhs = thresholds[node.threshold] if node.threshold else node.value
+    if isinstance(rhs, str) or isinstance(value, str):
+        if not (isinstance(rhs, str) and isinstance(value, str)):
+            return False
+        return OPS[node.op](value, rhs)
+    if margins:
+        m = margins.get(node.fact, 0.0)
+        if node.op in (">", ">="):
+            rhs = rhs - m
+        elif node.op in ("<", "<="):
+            rhs = rhs + m
+    try:
+        return OPS[node.op](float(value), rhs)
+    except (TypeError, ValueError):
+        return False
+
+
+def _applies(rule: Rule, product, segment) -> bool:
+    if product not in rule.products:
+        return False
+    return rule.segments is None or segment in rule.segments
+
+
+def _params(policy: Policy, rule: Rule, facts: dict, t: int) -> dict:
+    spec = policy.actions[rule.action].params
+    p: dict = {}
+    if rule.action == "WARN":
+        if "grace_ms" in spec:
+            p.update(grace=spec["grace"], grace_ms=spec["grace_ms"], grace_until=t + spec["grace_ms"])
+    elif rule.action == "CLOSE":
+        # the actuator warns first on a non-immediate close: tell it how long the grace is
+        src = spec if "grace_ms" in spec else policy.actions.get("WARN").params if "WARN" in policy.actions else {}
+        if "grace_ms" in src:
+            p.update(grace=src["grace"], grace_ms=src["grace_ms"])
+    elif rule.action == "FREEZE":
+        if "duration_ms" in spec:
+            p.update(duration=spec["duration"], duration_ms=spec["duration_ms"], until=t + spec["duration_ms"])
+    elif rule.action == "REDUCE_LIMIT":
+        cut = spec.get("reduce_pct", 0.0)
+        factor = 1.0 - cut
+        util = facts.get("utilisation")
+        if "keep_headroom_pct" in spec and isinstance(util, (int, float)):
+            # never cut below what the customer already uses plus a little headroom
+            factor = max(factor, min(1.0, float(util) + spec["keep_headroom_pct"]))
+        p.update(reduce_pct=round(1.0 - factor, 6), limit_factor=round(factor, 6))
+    else:
+        p.update(spec)
+    return p
+
+
+def _clean_memory(memory) -> dict:
+    memory = memory or {}
+    return {"last": dict(memory.get("last") or {}), "off": list(memory.get("off") or [])}
+
+
+def decide(policy: Policy, facts: dict, reasons_from_model, ctx: dict, memory: dict | None):
+    """Return `(Decision | None, new_memory)` for one account's current facts; `memory` is not modified."""
+    mem = _clean_memory(memory)
+    product, segment = facts.get("product"), facts.get("segment")
+    thresholds = policy.thresholds.get(product)
+    if thresholds is None:
+        return None, mem
+    t = int(ctx["event_time"])
+    known_ids = set()
+    candidates = []
+    for rule in policy.rules:
+        if not _applies(rule, product, segment):
+            continue
+        known_ids.add(rule.id)
+        margins = rule.hysteresis if rule.hysteresis is not None else policy.actions[rule.action].hysteresis
+        if rule.id in mem["off"]:
+            if _holds(rule.when, facts, thresholds, margins or {}):
+                continue  # still inside the hysteresis band: stays disarmed
+            mem["off"].remove(rule.id)
+            continue  # re-armed now; its own condition is false anyway
+        if _holds(rule.when, facts, thresholds):
+            candidates.append((policy.rank(rule.action), rule.index, rule, margins))
+    candidates.sort(key=lambda c: (c[0], c[1]))
+    for _, _, rule, margins in candidates:
+        spec = policy.actions[rule.action]
+        last = mem["last"].get(rule.action)
+        if last is not None and t - last < spec.cooldown_ms:
+            continue
+        mem["last"][rule.action] = t
+        if margins is not None and rule.id not in mem["off"]:
+            mem["off"].append(rule.id)
+        reasons = [rule.reason]
+        for r in reasons_from_model or ():
+            if r not in reasons:
+                reasons.append(r)
+        d = Decision(
+            decision_id=decision_id(ctx["account_id"], ctx["event_id"], policy.name, policy.version),
+            account_id=ctx["account_id"], action=rule.action, params=_params(policy, rule, facts, t),
+            immediate=rule.immediate, rule_id=rule.id, reasons=reasons, policy_name=policy.name,
+            policy_version=policy.version, model_version=ctx.get("model_version"),
+            feature_hash=ctx.get("feature_hash"), event_id=ctx["event_id"], event_time=t,
+            mode=policy.mode, product=product,
+        )
+        return d, mem
+    # forget disarmed ids of rules the (reloaded) policy no longer has, so memory stays small
+    mem["off"] = [r for r in mem["off"] if r in known_ids]
+    return None, mem
+
+
+def decide_all(champion: Policy, challengers, facts: dict, reasons_from_model, ctx: dict, memories: dict | None):
+    """Run the champion and every challenger on the same facts; challengers are always shadow.
+
+    `memories` maps "champion" / "challenger:<name>" to each policy's memory; returns
+    `(decisions, new_memories)` with the champion's decision (if any) first.
+
+    >>> from riskstream.core.policy.loader import load_policy
+    >>> from riskstream.data import DEFAULT_POLICY
+    >>> champ = load_policy(DEFAULT_POLICY)
+    >>> ctx = {"account_id": "a1", "event_id": "e1", "event_time": 0}
+    >>> ds, mems = decide_all(champ, [champ], {"product": "credit_line", "fraud_confirmed": 1}, [], ctx, {})
+    >>> [(d.action, d.mode) for d in ds]
+    [('CLOSE', 'live'), ('CLOSE', 'shadow')]
+    """
+    memories = dict(memories or {})
+    out = []
+    d, memories["champion"] = decide(champion, facts, reasons_from_model, ctx, memories.get("champion"))
+    if d is not None:
+        out.append(d)
+    for ch in challengers or ():
+        key = f"challenger:{ch.name}"
+        d, memories[key] = decide(ch, facts, reasons_from_model, ctx, memories.get(key))
+        if d is not None:
+            if d.mode != "shadow":
+                d = replace(d, mode="shadow")
+            out.append(d)
+    return out, memories

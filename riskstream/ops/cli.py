@@ -1,0 +1,223 @@
+"""The `riskstream` command line. Run `riskstream --help`, or `riskstream COMMAND --help` for one command."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+import time
+from pathlib import Path
+
+EPILOG = """\
+typical session:
+  riskstream broker start                 # Apache Kafka (KRaft) if Java 17 + Maven, else Tansu
+  riskstream topology apply --bootstrap "$(riskstream broker status --bootstrap)"
+  riskstream worker   --bootstrap HOST:PORT --metrics-port 9100
+  riskstream actuator --bootstrap HOST:PORT --metrics-port 9101
+  riskstream simulate --bootstrap HOST:PORT --events 20000
+  riskstream broker stop
+or all of it at once: ./scripts/demo
+"""
+
+# Commands contributed by core modules (each has register(subparsers)). They are imported only when their command
+# runs: some pull in River, numpy and matplotlib, and a worker must start in well under 5 s.
+PLUGINS = {
+    "demo": ("riskstream.ops.demo", "run the whole pipeline on an embedded broker and print a summary"),
+    "evaluate": ("riskstream.offline.evaluate", "replay a labelled CSV as a stream: prequential vs batch AUC"),
+    "scenario": ("riskstream.offline.scenario", "stress a portfolio snapshot with market shocks (no commands)"),
+    "policy": ("riskstream.ops.policy_cli", "check policy files"),
+    "audit": ("riskstream.core.audit", "verify the tamper-evident audit log"),
+    "control": ("riskstream.ops.control", "publish policy versions, overrides and breaker resets"),
+}
+
+
+def _bootstrap_arg(p: argparse.ArgumentParser, required: bool = False) -> None:
+    p.add_argument("--bootstrap", required=required, default=os.environ.get("RISKSTREAM_BOOTSTRAP"),
+                   metavar="HOST:PORT", help="Kafka bootstrap server (default: $RISKSTREAM_BOOTSTRAP, "
+                                              "else the broker started by `riskstream broker start`)")
+
+
+def _resolve_bootstrap(args) -> str:
+    if getattr(args, "bootstrap", None):
+        return args.bootstrap
+    from riskstream.ops.broker import manager
+    info = manager.status()
+    if info is None:
+        sys.exit("riskstream: no --bootstrap given and no local broker running; start one with "
+                 "`riskstream broker start` or pass --bootstrap HOST:PORT")
+    return info.bootstrap
+
+
+# -- broker ---------------------------------------------------------------------------------------------------------
+def cmd_broker(args) -> int:
+    from riskstream.ops.broker import manager
+    state_dir = Path(args.state_dir) if args.state_dir else None
+    if args.action == "start":
+        try:
+            info = manager.start(args.kind, state_dir=state_dir, port=args.port,
+                                 progress=lambda m: print(m, file=sys.stderr))
+        except manager.BrokerError as exc:
+            print(f"riskstream broker: {exc}", file=sys.stderr)
+            return 2
+        print(info.bootstrap)
+        return 0
+    if args.action == "status":
+        info = manager.status(state_dir)
+        if info is None:
+            print("no broker running", file=sys.stderr)
+            return 1
+        print(info.bootstrap if args.bootstrap_only else
+              f"{info.kind} broker at {info.bootstrap} (pid {info.pid}); {info.reason}; log {info.log_file}")
+        return 0
+    info = manager.stop(state_dir)
+    print(f"stopped {info.kind} broker (pid {info.pid})" if info else "no broker running", file=sys.stderr)
+    return 0
+
+
+# -- topology -------------------------------------------------------------------------------------------------------
+def cmd_topology(args) -> int:
+    from riskstream.core.topology import TopologyError, load_topology
+    from riskstream.ops.topology_apply import apply_topology
+    try:
+        topo = load_topology(args.file)
+    except TopologyError as exc:
+        print(f"riskstream topology: {exc}", file=sys.stderr)
+        return 2
+    if args.action == "check":
+        print(f"{topo.path}: ok ({len(topo.topics)} topics, {len(topo.agents)} agents)")
+        return 0
+    report = apply_topology(topo, _resolve_bootstrap(args))
+    print(report)
+    return 1 if report.drift else 0
+
+
+# -- worker / actuator ----------------------------------------------------------------------------------------------
+def _serve(args, build) -> int:
+    from riskstream.stream import logs, metrics
+    from riskstream.stream.app import StreamSettings, run
+    from riskstream.core.topology import load_topology
+    logs.setup_logging(args.log_level)
+    if args.metrics_port:
+        metrics.start_metrics_server(args.metrics_port)
+    settings = StreamSettings(bootstrap=_resolve_bootstrap(args), topology=load_topology(args.topology),
+                              web_port=args.web_port, data_dir=args.data_dir,
+                              policy_file=getattr(args, "policy", None), audit_log=args.audit_log)
+    app = build(settings)
+    run(app, loglevel=args.log_level.lower())
+    return 0
+
+
+def cmd_worker(args) -> int:
+    from riskstream.stream.app import build_worker
+    return _serve(args, build_worker)
+
+
+def cmd_actuator(args) -> int:
+    from riskstream.stream.app import build_actuator
+    return _serve(args, build_actuator)
+
+
+# -- simulate -------------------------------------------------------------------------------------------------------
+def cmd_simulate(args) -> int:
+    from riskstream.ops.simulator import SimConfig, Simulator
+    from riskstream.stream.produce import produce
+    # Default: the simulated clock ends about now, so producer-to-decision latency is meaningful.
+    start = args.start_ms or int(time.time() * 1000) - args.events * args.step_ms
+    sim = Simulator(SimConfig(accounts=args.accounts, facilities=args.facilities, seed=args.seed,
+                              start_ms=start, malformed_share=args.malformed, step_ms=args.step_ms),
+                    producer_clock=lambda: int(time.time() * 1000))
+    sent = produce(_resolve_bootstrap(args), sim.wire(args.events), rate=args.rate,
+                   progress=not args.quiet)
+    print(f"sent {sent} events", file=sys.stderr)
+    return 0
+
+
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The full parser; only the plugin for `command` (if any) is imported, the others are listed by name."""
+    p = argparse.ArgumentParser(prog="riskstream", description="Streaming risk control for credit lines and "
+                                "project-finance facilities (Kafka + Faust + River).",
+                                epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--version", action="version", version=f"riskstream {__import__('riskstream').__version__}")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+
+    b = sub.add_parser("broker", help="start, stop or inspect a local single-node broker",
+                       description="Start/stop/inspect a local broker. Apache Kafka 4.x (KRaft) when Java >= 17 and "
+                                   "Maven are present (jars fetched once from Maven Central), else Tansu.")
+    b.add_argument("action", choices=["start", "stop", "status"])
+    b.add_argument("--kind", choices=["auto", "kafka", "tansu"], default="auto",
+                   help="which broker (default: auto, prints the choice and why)")
+    b.add_argument("--port", type=int, help="listen port (default: a free loopback port)")
+    b.add_argument("--state-dir", help="where broker.json, logs and data live (default: $RISKSTREAM_HOME/broker "
+                                       "or ./var/broker)")
+    b.add_argument("--bootstrap", dest="bootstrap_only", action="store_true",
+                   help="with status: print only HOST:PORT")
+    b.set_defaults(func=cmd_broker)
+
+    t = sub.add_parser("topology", help="validate topology.yaml or create/verify its topics",
+                       description="check: validate the file (errors name the field and the fix). "
+                                   "apply: create missing topics and report drift of existing ones (idempotent).")
+    t.add_argument("action", choices=["check", "apply"])
+    t.add_argument("--file", default=None,
+                   help="topology file (default: the topology.yaml shipped in the package)")
+    _bootstrap_arg(t)
+    t.set_defaults(func=cmd_topology)
+
+    for name, func, port, help_ in (
+        ("worker", cmd_worker, 9100, "run a stream worker: ingest, state, features, scores, decisions"),
+        ("actuator", cmd_actuator, 9101, "run the auto-close actuator: decisions -> commands"),
+    ):
+        w = sub.add_parser(name, help=help_, description=help_ + ". Run more processes with the same topology "
+                           "to scale out; they share the consumer group.")
+        _bootstrap_arg(w)
+        w.add_argument("--metrics-port", type=int, default=port, help=f"serve /metrics here (default {port}; 0 = off)")
+        w.add_argument("--web-port", type=int, default=0, help="Faust web port (default: a free port)")
+        w.add_argument("--topology", default=None, metavar="FILE",
+                       help="topology file (default: the topology.yaml shipped in the package)")
+        w.add_argument("--data-dir", default="var/faust", help="Faust data directory")
+        w.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+        w.add_argument("--audit-log", help=f"hash-chained audit file (default var/audit/{name}.jsonl)")
+        if name == "worker":
+            w.add_argument("--policy", help="champion policy file, watched for changes and hot-reloaded "
+                                            "(default: the bundled riskstream/data/policies/default.yaml)")
+        w.set_defaults(func=func)
+
+    s = sub.add_parser("simulate", help="publish simulated upstream events",
+                       description="Publish a deterministic stream of account, repayment, credit, market and "
+                                   "project-finance events (same seed, same events).")
+    _bootstrap_arg(s)
+    s.add_argument("--events", type=int, default=10_000, help="how many events (default 10000)")
+    s.add_argument("--accounts", type=int, default=200)
+    s.add_argument("--facilities", type=int, default=20)
+    s.add_argument("--seed", type=int, default=7)
+    s.add_argument("--rate", type=float, default=0, help="events per second (default 0 = as fast as possible)")
+    s.add_argument("--malformed", type=float, default=0.0, help="share of events corrupted on the wire (0..1)")
+    s.add_argument("--start-ms", type=int, default=0,
+                   help="event time of the first event (default: so that the last event is about now)")
+    s.add_argument("--step-ms", type=int, default=500,
+                   help="mean event-time gap between events (default 500). Events of one account arrive on several "
+                        "topics, so a big gap at a high rate turns normal cross-topic reordering into late events")
+    s.add_argument("--quiet", action="store_true")
+    s.set_defaults(func=cmd_simulate)
+
+    for name, (mod, help_) in PLUGINS.items():
+        if name == command:
+            importlib.import_module(mod).register(sub)
+        else:
+            sub.add_parser(name, help=help_, add_help=False)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    command = next((a for a in argv if not a.startswith("-")), None)
+    parser = build_parser(command)
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    return int(args.func(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,52 @@
+import pickle
+import random
+
+from riskstream.core.models.anomaly import make_anomaly_detector
+from riskstream.core.models.cashflow import CashflowForecaster
+
+
+def test_anomaly_scores_in_unit_interval_and_flags_outliers():
+    det = make_anomaly_detector()
+    rng = random.Random(0)
+    for _ in range(600):
+        x = {"drawdown_sum_1h": rng.uniform(0, 500), "drawdown_count_1h": rng.randint(0, 2), "failed_logins_24h": 0,
+             "distinct_devices_7d": 1, "utilisation": rng.uniform(0.2, 0.5)}
+        assert 0.0 <= det.score_one(x) <= 1.0
+        det.learn_one(x)
+    normal = det.score_one({"drawdown_sum_1h": 200, "drawdown_count_1h": 1, "distinct_devices_7d": 1,
+                            "utilisation": 0.3})
+    odd = det.score_one({"drawdown_sum_1h": 45000, "drawdown_count_1h": 15, "failed_logins_24h": 12,
+                         "distinct_devices_7d": 6, "new_device_before_drawdown": 1, "utilisation": 1.4})
+    assert odd > normal
+    assert 0.0 <= det.score_one({"unknown": "x", "utilisation": 99}) <= 1.0
+
+
+def test_anomaly_is_deterministic():
+    a, b = make_anomaly_detector(), make_anomaly_detector()
+    for i in range(300):
+        x = {"drawdown_count_1h": i % 3}
+        a.learn_one(x)
+        b.learn_one(x)
+    assert a.score_one({"drawdown_count_1h": 9}) == b.score_one({"drawdown_count_1h": 9})
+
+
+def test_declining_cash_flow_predicts_a_breach():
+    fc = CashflowForecaster()
+    for cash in [150, 146, 141, 137, 132, 128]:
+        fc.learn_one(cash, debt_service=100)
+    dscr = fc.projected_dscr(12)
+    assert dscr[0] > dscr[-1]
+    n = fc.breach_in_periods(min_dscr=1.2)
+    assert n is not None and 1 <= n <= 6
+    assert fc.breach_in_periods(min_dscr=0.1) is None
+
+
+def test_cashflow_short_history_and_encoding():
+    fc = CashflowForecaster()
+    assert fc.forecast(3) == [0.0, 0.0, 0.0] and fc.projected_dscr(2) == [None, None]
+    fc.learn_one(120.0, debt_service=100.0)
+    assert fc.forecast(2) == [120.0, 120.0]
+    blob = fc.encode()
+    assert len(blob) < 2000
+    assert CashflowForecaster.decode(blob).forecast(2) == fc.forecast(2)
+    assert pickle.loads(pickle.dumps(fc)).n == 1
