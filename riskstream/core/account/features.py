@@ -38,7 +38,7 @@ from riskstream.core.market import (
 from riskstream.core.account.state import AccountState
 from riskstream.core.windows import DAY, HOUR, VALUE_SCALE, FeatureConfig, aggregate, default_config
 
-__all__ = ["FEATURES", "compute_features", "feature_hash", "features_markdown"]
+__all__ = ["BEHAVIOUR_FEATURES", "FEATURES", "compute_features", "feature_hash", "features_markdown"]
 
 FEATURES: dict[str, str] = {
     "drawdown_sum_1h": "sum of drawdown amounts in the last hour (5-min buckets)",
@@ -78,6 +78,9 @@ FEATURES: dict[str, str] = {
                     "the preceding 7 days, else 0",
 }
 
+#: The behaviour features the anomaly model learns from (sampled behaviour events on the labels topic).
+BEHAVIOUR_FEATURES = ("drawdown_sum_1h", "drawdown_count_1h", "drawdown_velocity_ratio", "utilisation",
+                      "failed_logins_24h", "distinct_devices_7d", "new_device_before_drawdown")
 _PROJECT = "project_facility"
 _VELOCITY_HOURS = 30 * 24
 _RATIO_CAP = 10.0

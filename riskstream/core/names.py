@@ -1,0 +1,41 @@
+"""Logical topic names, derived once from the packaged topology.yaml; every module names topics through these.
+
+A name that is not in topology.yaml fails at import, so a renamed topic cannot silently drift from the code.
+
+>>> VALID, FAMILY_OF_TOPIC[BEHAVIOUR]
+('riskstream.events.valid', 'behaviour')
+>>> sorted(set(FAMILY_OF_TOPIC.values()))
+['behaviour', 'credit', 'market', 'project', 'repayment']
+"""
+
+from __future__ import annotations
+
+from riskstream.core.topology import load_topology
+
+TOPOLOGY = load_topology()
+
+
+def _topic(name: str) -> str:
+    if name not in TOPOLOGY.topics:
+        raise LookupError(f"{TOPOLOGY.path}: topics.{name}: not declared. Fix: add it to topology.yaml or stop "
+                          f"naming it in code")
+    return name
+
+
+BEHAVIOUR = _topic("riskstream.events.behaviour")
+REPAYMENT = _topic("riskstream.events.repayment")
+CREDIT = _topic("riskstream.events.credit")
+MARKET = _topic("riskstream.events.market")
+PROJECT = _topic("riskstream.events.project")
+VALID = _topic("riskstream.events.valid")
+DEAD = _topic("riskstream.deadletter")
+DECISIONS = _topic("riskstream.decisions")
+COMMANDS = _topic("riskstream.commands")
+LABELS = _topic("riskstream.labels")
+MODELS = _topic("riskstream.models")
+CONTROL = _topic("riskstream.control")
+VERSIONS = _topic("riskstream.versions")
+
+#: Upstream topic -> event family (the last part of its name): what the ingest step accepts from each topic.
+FAMILY_OF_TOPIC = {t: t.rsplit(".", 1)[1] for t in (*TOPOLOGY.agents["ingest"].reads, MARKET)}
+UPSTREAM = tuple(FAMILY_OF_TOPIC)

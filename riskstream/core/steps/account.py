@@ -1,0 +1,206 @@
+"""Account step: valid events + the accounts they touch → new records, decisions, labels and dead letters.
+
+Everything it decides from is an argument: the context (market, model, policies), the records the driver reads
+for it (`get`), and the batch. Besides one record per account it keeps two records per partition in the same
+table: how many accounts the partition holds (the breaker's share is measured against it) and the model and
+policy versions it last used (a change is published on the `versions` topic with the offset it took effect at).
+
+>>> from riskstream.core.contracts import encode_event, make_event
+>>> from riskstream.core.steps.ingest import Source, ingest
+>>> ctx = Context(PipelineConfig())
+>>> raw = encode_event(make_event("account_opened", "A1", {"product": "credit_line", "segment": "retail",
+...                                "limit": 1000, "currency": "EUR"}, event_time=1_000))
+>>> valid = ingest(ctx.config, raw, Source("riskstream.events.behaviour", 0, 0, 2_000))
+>>> res = account_batch(ctx, {}.get, [Valid(valid.key, valid.value, 3, 0)])
+>>> sorted(res.dirty), [o.topic for o in res.outs]
+[b'A1', b'\\x00portfolio/3', b'\\x00versions/3'], ['riskstream.versions']
+"""
+
+from __future__ import annotations
+
+import zlib
+from typing import Any, Callable, NamedTuple
+
+import orjson
+
+from riskstream.core.account.features import BEHAVIOUR_FEATURES, compute_features, feature_hash
+from riskstream.core.account.record import AccountRecord
+from riskstream.core.account.state import apply_event, decode_state, encode_state
+from riskstream.core.contracts import Rejected
+from riskstream.core.names import DECISIONS, LABELS, VALID, VERSIONS
+from riskstream.core.steps.context import Context, PipelineConfig
+from riskstream.core.steps.ingest import dead
+from riskstream.core.steps.records import Out
+
+RESTRICTIVE = ("WARN", "REDUCE_LIMIT", "FREEZE", "CLOSE")  # a cure is only news to a line that had one of these
+# Outcomes of the state step that become dead letters (reason codes from riskstream.core.contracts.REASONS).
+STATE_REJECTIONS = {
+    "late": "event time is older than the account's watermark minus the allowed lateness",
+    "duplicate": "an event with this event_id was already applied to this account",
+    "unknown_account": "no account_opened event was seen for this account or facility",
+}
+
+
+def portfolio_key(partition: int) -> bytes:
+    """Table key of a partition's account count (\\x00 never starts an entity id)."""
+    return b"\x00portfolio/%d" % partition
+
+
+def versions_key(partition: int) -> bytes:
+    return b"\x00versions/%d" % partition
+
+
+class Valid(NamedTuple):
+    """One record of the valid topic, as the account step needs it."""
+    key: bytes
+    value: bytes
+    partition: int
+    offset: int
+
+
+class StepResult(NamedTuple):
+    dirty: dict    # table key -> new value, to write once per batch after `outs` are acknowledged
+    outs: list     # records to publish
+
+
+def account_batch(ctx: Context, get: Callable[[bytes], bytes | None], batch, *, topic: str = VALID) -> StepResult:
+    """Apply a batch of valid events in order. `get` reads the table; `topic` is named in dead letters."""
+    dirty: dict[bytes, bytes] = {}
+    outs: list[Out] = []
+    versions = ctx.versions()
+    n = ctx.config.partitions
+
+    def read(key: bytes):
+        return dirty[key] if key in dirty else get(key)
+
+    for rec in batch:
+        p = rec.partition
+        vkey = versions_key(p)
+        if orjson.loads(read(vkey) or b"{}") != versions:
+            dirty[vkey] = orjson.dumps(versions)
+            outs.append(Out(VERSIONS, b"%d" % p, orjson.dumps({"partition": p, "offset": rec.offset, **versions}),
+                            "versions", partition=p))
+        pkey = portfolio_key(p)
+        held = int(read(pkey) or 0)
+        current = read(rec.key)
+        record, o = account_one(ctx, current, rec.value, offset=rec.offset, topic=topic, partition=p,
+                                active_accounts=max(1, held * n))
+        if record is not None:
+            if current is None:
+                dirty[pkey] = b"%d" % (held + 1)
+            dirty[rec.key] = record
+        outs.extend(o)
+    return StepResult(dirty, outs)
+
+
+def account_one(ctx: Context, record: bytes | None, value: bytes, *, offset: int, topic: str = VALID,
+                partition: int = 0, active_accounts: int = 1) -> tuple[bytes | None, list[Out]]:
+    """Apply one valid event to its account; returns the new record (None = unchanged) and the outputs.
+
+    Time is the event's time throughout (never the wall clock), so a replay makes the same decisions.
+    """
+    cfg: PipelineConfig = ctx.config
+    event = orjson.loads(value)
+    entity = event["entity"]
+    rec = AccountRecord.decode(record)
+    state = decode_state(rec.state, config=cfg.features) if record else None
+    state, outcome = apply_event(state, event, offset=offset, config=cfg.features)
+    if outcome == "already_applied":
+        return None, []
+    if outcome in STATE_REJECTIONS:
+        letter = dead(value, topic, partition, offset, Rejected(outcome, STATE_REJECTIONS[outcome]),
+                      event["event_time"])
+        if state is None:
+            return None, [letter]
+        return rec._replace(state=encode_state(state, config=cfg.features)).encode(), [letter]
+    if outcome != "applied":
+        return None, []
+
+    t = event["event_time"]
+    outs: list[Out] = []
+    features = compute_features(state, as_of=state.watermark, market=ctx.market)
+    facts: dict[str, Any] = dict(features)
+    facts["product"], facts["segment"] = state.product, state.segment
+    cf_bytes = _facility_facts(ctx, state, event, rec.cashflow, features, facts)
+
+    score = ctx.model.predict_one(features)
+    facts["pd"], facts["score"] = score.pd, float(score.score)
+    anomaly = getattr(ctx.model, "anomaly", None)
+    facts["anomaly"] = anomaly.score_one(features) if anomaly is not None and state.product == "credit_line" else 0.0
+    facts["drift"] = float(getattr(ctx.model, "drift_active", 0))
+    facts["fraud_confirmed"] = 0.0
+    facts["cured"] = 1.0 if event["type"] == "payment_received" and features.get("days_past_due", 0.0) == 0 else 0.0
+
+    lab_bytes = _labels(ctx, rec.labels, event, features, outs)
+    decisions, memories = _decide(ctx, event, features, facts, score, rec.memory, active_accounts)
+    outs.extend(decisions)
+    restricted = any(a in (memories.get("champion") or {}).get("last", {}) for a in RESTRICTIVE)
+    if facts["cured"] and restricted:
+        outs.append(Out(DECISIONS, entity.encode(), orjson.dumps(
+            {"kind": "cure", "account_id": entity, "event_id": event["event_id"], "event_time": t}), "cure/CURE"))
+    new = AccountRecord(encode_state(state, config=cfg.features), orjson.dumps(memories, option=orjson.OPT_SORT_KEYS),
+                        lab_bytes, cf_bytes)
+    return new.encode(), outs
+
+
+def _facility_facts(ctx: Context, state, event: dict, cf_bytes: bytes, features: dict, facts: dict) -> bytes:
+    """Project finance: per-facility cash-flow forecast → projected DSCR and breach horizon."""
+    if state.product != "project_facility":
+        facts["dscr_forecast"], facts["covenant_breach_in_periods"] = 0.0, -1.0
+        return cf_bytes
+    from riskstream.core.models.cashflow import CashflowForecaster
+
+    cf = CashflowForecaster.decode(cf_bytes) if cf_bytes else CashflowForecaster(ctx.model_config)
+    if event["type"] == "financial_statement":
+        p = event["payload"]
+        cf.learn_one(float(p.get("ebitda", 0.0)), float(p.get("debt_service") or 0.0) or None)
+        cf_bytes = cf.encode()
+    proj = cf.projected_dscr(1)
+    facts["dscr_forecast"] = float(proj[0]) if proj and proj[0] is not None else features.get("dscr", 0.0)
+    breach = cf.breach_in_periods(1.0, horizon=8)
+    facts["covenant_breach_in_periods"] = float(breach) if breach is not None else -1.0
+    return cf_bytes
+
+
+def _labels(ctx: Context, lab_bytes: bytes, event: dict, features: dict, outs: list) -> bytes:
+    """Delayed labels: snapshot the features as of now, resolve older snapshots with this repayment event."""
+    from riskstream.core.models.labels import LabelTracker
+
+    cfg = ctx.config
+    t = event["event_time"]
+    tracker = LabelTracker.decode(lab_bytes, ctx.model_config) if lab_bytes else LabelTracker(ctx.model_config)
+    if event["family"] == "repayment":
+        for ex in tracker.on_repayment(event):
+            outs.append(Out(LABELS, b"label", orjson.dumps({
+                "kind": "label", "entity": cfg.pseudonymizer.pseudonym(ex.entity),
+                "snapshot_time": ex.snapshot_time, "label_time": t, "features": ex.features,
+                "label": bool(ex.label)}), "label"))
+    # Zeros are left out (the scorer reads a missing feature as 0): most features are 0 for most accounts,
+    # and the snapshots are most of the account record.
+    tracker.snapshot(event["entity"], t, {k: v for k, v in features.items() if v})
+    if event["family"] == "behaviour" and zlib.crc32(event["event_id"].encode()) % cfg.behaviour_sample == 0:
+        outs.append(Out(LABELS, b"behaviour", orjson.dumps({
+            "kind": "behaviour", "features": {k: features.get(k, 0.0) for k in BEHAVIOUR_FEATURES}}), "behaviour"))
+    return tracker.encode()
+
+
+def _decide(ctx: Context, event: dict, features: dict, facts: dict, score, mem_bytes: bytes, active_accounts: int):
+    from riskstream.core.policy import decide_all
+
+    entity, t = event["entity"], event["event_time"]
+    ctx_ = {"account_id": entity, "event_id": event["event_id"], "event_time": t,
+            "model_version": ctx.model_version, "feature_hash": feature_hash(features)}
+    memories = orjson.loads(mem_bytes) if mem_bytes else {}
+    decisions, memories = decide_all(ctx.policies.policy, ctx.challengers, facts, [r.text for r in score.reasons],
+                                     ctx_, memories)
+    producer_time = event.get("producer_time", t)
+    outs = []
+    for d in decisions:
+        body = d.to_dict()
+        body["pd"], body["score"] = round(score.pd, 6), score.score
+        body["producer_time"] = producer_time
+        body["active_accounts"] = active_accounts
+        body["role"] = role = "champion" if d.policy_name == ctx.policies.policy.name else "challenger"
+        outs.append(Out(DECISIONS, entity.encode(), orjson.dumps(body), f"{role}/{d.action}", d.decision_id,
+                        str(d.rule_id or "other")[:40], producer_time))
+    return outs, memories

@@ -1,0 +1,87 @@
+"""The slowly changing context every step reads: configuration, market history, model and policies.
+
+It holds no per-account or per-partition state: that is the steps' own, passed in and returned. The drivers swap
+its parts (a new market event, model snapshot or policy version) between batches, and the account step records
+on the `versions` topic from which offset each version was used, so a replay can follow the same versions.
+
+>>> ctx = Context(PipelineConfig())
+>>> ctx.model_version, ctx.policies.policy.name
+('pd@0', 'retail-champion')
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+from riskstream.core.actuator import ActuatorConfig
+from riskstream.core.contracts import DEFAULT_LIMITS, Limits
+from riskstream.core.market import apply_market, new_history
+from riskstream.core.names import TOPOLOGY, VALID
+from riskstream.core.policy import Policy, PolicyHolder, load_policy
+from riskstream.core.privacy import Pseudonymizer
+from riskstream.core.windows import FeatureConfig, default_config
+from riskstream.data import CHALLENGER_POLICY, DEFAULT_POLICY
+
+
+@dataclasses.dataclass
+class PipelineConfig:
+    limits: Limits = DEFAULT_LIMITS
+    pseudonymizer: Pseudonymizer = dataclasses.field(default_factory=Pseudonymizer.from_env)
+    features: FeatureConfig = dataclasses.field(default_factory=default_config)
+    policy_path: Path = DEFAULT_POLICY
+    challenger_paths: tuple[Path, ...] = (CHALLENGER_POLICY,)
+    actuator: ActuatorConfig = dataclasses.field(default_factory=ActuatorConfig)
+    breaker_max_share: float = 0.2     # CLOSE+FREEZE in a sliding minute, as a share of active accounts ...
+    breaker_max_count: int = 200       # ... or as an absolute count: either trips the breaker
+    behaviour_sample: int = 8          # 1 in N behaviour events trains the anomaly model (deterministic by id)
+    partitions: int = TOPOLOGY.topic(VALID).partitions  # valid = decisions partitions: per-partition state
+
+
+class Context:
+    """Market history, model and policies in force, plus the configuration; swapped by the drivers only."""
+
+    def __init__(self, config: PipelineConfig | None = None, *, model=None):
+        from riskstream.core.models import load_config
+
+        self.config = config or PipelineConfig()
+        self.market = new_history(config=self.config.features)
+        self.model_config = load_config()
+        self.model = model if model is not None else initial_model(self.model_config)
+        self.policies = PolicyHolder(load_policy(self.config.policy_path))
+        self.challengers: list[Policy] = [load_policy(p) for p in self.config.challenger_paths]
+
+    @property
+    def model_version(self) -> str:
+        return f"pd@{getattr(self.model, 'version', 0)}"
+
+    def versions(self) -> dict:
+        """The versions in force, as the account step records them."""
+        p = self.policies.policy
+        return {"model_version": self.model_version, "policy": p.name, "policy_version": p.version,
+                "policy_sha256": p.digest}
+
+    def on_market(self, event: dict) -> None:
+        self.market = apply_market(self.market, event)
+
+    def offer_policy(self, text: str, source: str) -> tuple[bool, str | None, dict | None]:
+        """Hot reload: returns (accepted, error, audit payload of the change)."""
+        previous = self.policies.policy
+        ok, err = self.policies.offer(text, source)
+        return ok, err, (self.policies.change_record(previous) if ok else None)
+
+    def offer_model(self, model) -> bool:
+        """A newer model version replaces the running one; an older or equal one is ignored."""
+        if getattr(model, "version", 0) > getattr(self.model, "version", 0):
+            self.model = model
+            return True
+        return False
+
+
+def initial_model(model_config: dict):
+    """Version 0 of the PD model, identical on every worker: warmed on the documented synthetic stream."""
+    from riskstream.core.models.synthetic import default_scorer
+
+    scorer = default_scorer(n=1500, config=model_config)
+    scorer.version = 0
+    return scorer
