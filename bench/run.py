@@ -60,7 +60,7 @@ SIZES: dict[str, dict] = {
 }
 
 _DAY_MS = 86_400_000
-_RECORD_PARTS = ("state", "policy_memory", "label_snapshots", "cashflow")  # order of riskstream.core.steps.pipeline.pack
+_RECORD_PARTS = ("state", "policy_memory", "label_snapshots", "cashflow")  # the fields of AccountRecord
 
 
 def _p99(sorted_values: list[int]) -> int:
@@ -83,24 +83,26 @@ def _records(sizes: dict, n: int):
 
 def bench_pipeline(sizes: dict) -> dict:
     """End-to-end ev/s of the pure pipeline (offline replay) and the size of the per-account table record."""
-    from riskstream.core.steps.pipeline import Pipeline, unpack
+    from riskstream.core.account.record import AccountRecord
+    from riskstream.core.steps import Context
     from riskstream.offline.replay import replay
 
     sim, records = _records(sizes, sizes["pipeline_events"])
-    pipeline = Pipeline()  # loads River, the model and the policies: not part of the per-event cost
+    pipeline = Context()  # loads River, the model and the policies: not part of the per-event cost
     cpu0, wall0 = time.thread_time(), time.perf_counter()
     result = replay(records, now_ms=sim.t, pipeline=pipeline)
     cpu, wall = time.thread_time() - cpu0, time.perf_counter() - wall0
     n = len(records)
-    full = sorted(len(v) for v in result.accounts.values())
-    parts = [unpack(v, len(_RECORD_PARTS)) for v in result.accounts.values()]
+    accounts = {k: v for k, v in result.accounts.items() if not k.startswith(b"\x00")}
+    full = sorted(len(v) for v in accounts.values())
+    parts = [AccountRecord.decode(v) for v in accounts.values()]
     by_part = {}
     for i, name in enumerate(_RECORD_PARTS):
         sizes_i = sorted(len(p[i]) for p in parts)
         by_part[name] = {"mean": _mean(sizes_i), "p99": _p99(sizes_i)}
     return {
         "events": n,
-        "accounts": len(result.accounts),
+        "accounts": len(accounts),
         "simulated_days": round((sim.t - sim.c.start_ms) / _DAY_MS, 1),
         "ev_s": round(n / cpu) if cpu > 0 else None,            # CPU time of this thread (as contracts)
         "ev_s_wall": round(n / wall) if wall > 0 else None,
@@ -115,11 +117,11 @@ def bench_pipeline(sizes: dict) -> dict:
 
 def profile_pipeline(sizes: dict, top: int = 5) -> dict:
     """cProfile of a replay: the `top` functions by cumulative time (the driver itself left out) and by own time."""
-    from riskstream.core.steps.pipeline import Pipeline
+    from riskstream.core.steps import Context
     from riskstream.offline.replay import replay
 
     sim, records = _records(sizes, sizes["profile_events"])
-    pipeline = Pipeline()
+    pipeline = Context()
     prof = cProfile.Profile()
     prof.enable()
     replay(records, now_ms=sim.t, pipeline=pipeline)

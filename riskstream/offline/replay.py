@@ -1,25 +1,34 @@
-"""Offline replay: drive the same pure pipeline steps as the live Faust agents, from a list of upstream records.
+"""`riskstream replay FILE`: the offline driver's command line, and `replay()`, the same for tests and benchmarks.
 
-Live and replay share `riskstream.core.steps.pipeline.Pipeline`, so for the same per-account order of events they produce the
-same decisions and commands (same ids). Tests use this as the reference for what a live run must publish.
+FILE holds JSON lines, one upstream record per line in publication order (docs/files.md):
+``{"topic": "<upstream topic>", "event": {...the event exactly as published...}}``, optionally with
+``"timestamp": <epoch ms>`` (the broker time ingest judges future and stale events against; default: the event's
+``producer_time``, else its ``event_time``). The decisions and commands go to ``--out`` as JSON lines, and a
+summary is printed.
 
 >>> from riskstream.ops.simulator import Simulator, SimConfig
->>> import orjson
 >>> sim = Simulator(SimConfig(accounts=5, facilities=0, seed=3))
 >>> result = replay(list(sim.wire(200)), now_ms=sim.t)
->>> result.consumed == len(result.valid) + len(result.market) + len(result.dead)
+>>> from riskstream.core.contracts import read_dead_letter
+>>> upstream_dead = [d for d in result.dead if read_dead_letter(d.value)["source_topic"] != "riskstream.events.valid"]
+>>> result.consumed == len(result.valid) + len(result.market) + len(upstream_dead)
 True
 """
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
-import zlib
-
-import orjson
+import sys
+import time
+from pathlib import Path
 from typing import Iterable
 
-from riskstream.core.steps.pipeline import FAMILY_OF_TOPIC, T_COMMANDS, T_DEAD, T_DECISIONS, T_VALID, Out, Pipeline, PipelineConfig
+import orjson
+
+from riskstream.core.names import COMMANDS, DEAD, DECISIONS, FAMILY_OF_TOPIC, MARKET, VALID
+from riskstream.core.steps import Context, Out, PipelineConfig
+from riskstream.offline.driver import OfflineDriver
 
 
 @dataclasses.dataclass
@@ -34,56 +43,108 @@ class ReplayResult:
     accounts: dict[bytes, bytes] = dataclasses.field(default_factory=dict)
     lines: dict[bytes, bytes] = dataclasses.field(default_factory=dict)
     audit: list[dict] = dataclasses.field(default_factory=list)
+    model_versions: list[int] = dataclasses.field(default_factory=list)
 
     def sort(self, out: Out) -> None:
-        {T_VALID: self.valid, T_DEAD: self.dead, T_DECISIONS: self.decisions,
-         T_COMMANDS: self.commands}.get(out.topic, self.other).append(out)
+        {VALID: self.valid, MARKET: self.market, DEAD: self.dead, DECISIONS: self.decisions,
+         COMMANDS: self.commands}.get(out.topic, self.other).append(out)
 
 
-def replay(records: Iterable[tuple[str, bytes, bytes]], *, now_ms: int,
-           config: PipelineConfig | None = None, pipeline: Pipeline | None = None) -> ReplayResult:
-    """Run ingest → account → actuator over `records` ((topic, key, value) in upstream order).
-
-    `now_ms` is the wall clock the ingest checks (future/stale timestamps) compare against."""
-    p = pipeline or Pipeline(config or PipelineConfig())
+def replay(records: Iterable[tuple[str, bytes, bytes]], *, now_ms: int, config: PipelineConfig | None = None,
+           pipeline: Context | None = None, learn: bool = False) -> ReplayResult:
+    """Run the steps over `records` ((topic, key, value) in upstream order); `now_ms` is the broker time ingest
+    judges against. The model stays fixed unless `learn` (tests compare with live runs that may not learn)."""
     res = ReplayResult()
-    offsets: dict[tuple[str, int], int] = {}
-
-    def next_offset(topic: str, partition: int) -> int:
-        o = offsets.get((topic, partition), -1) + 1
-        offsets[(topic, partition)] = o
-        return o
-
-    for topic, key, value in records:
-        res.consumed += 1
-        part = partition_of(key)
-        out = p.ingest(value, topic=topic, family=FAMILY_OF_TOPIC.get(topic), partition=part,
-                       offset=next_offset(topic, part), now_ms=now_ms)
-        if out.topic == T_VALID and FAMILY_OF_TOPIC.get(topic) == "market":
-            p.on_market(orjson.loads(out.value))  # global context, as every live worker does
-            res.market.append(out)
-            continue
-        res.sort(out)
-        if out.topic != T_VALID:
-            continue
-        vpart = partition_of(out.key)
-        p.active_accounts = len(res.accounts)
-        state, outs = p.account(res.accounts.get(out.key), out.value, partition=vpart,
-                                offset=next_offset(T_VALID, vpart))
-        if state is not None:
-            res.accounts[out.key] = state
-        for o in outs:
-            res.sort(o)
-            if o.topic == T_DECISIONS:
-                line, cmds, audit = p.actuate(res.lines.get(o.key), o.value)
-                res.audit.extend(audit)
-                if line is not None:
-                    res.lines[o.key] = line
-                for c in cmds:
-                    res.sort(c)
+    driver = OfflineDriver(pipeline, config=config, learn=learn, on_output=res.sort)
+    for topic, _key, value in records:
+        driver.feed(topic, value, timestamp_ms=now_ms)
+    res.consumed = driver.counts["consumed"]
+    res.accounts, res.lines, res.audit = driver.accounts, driver.lines, driver.audit
+    res.model_versions = driver.published_versions
     return res
 
 
-def partition_of(key: bytes, partitions: int = 4) -> int:
-    """A stand-in partitioner for replay: offsets only need to grow per account, not to match Kafka's."""
-    return zlib.crc32(key) % partitions
+def read_events(path: Path):
+    """Yield (topic, raw bytes, timestamp) from a replay file; a bad line stops with its line number."""
+    with path.open("rb") as fh:
+        for n, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            try:
+                rec = orjson.loads(line)
+                topic, event = rec["topic"], rec["event"]
+            except (orjson.JSONDecodeError, KeyError, TypeError):
+                raise SystemExit(f"{path}: line {n}: not a replay record. Fix: write "
+                                 '{"topic": "<upstream topic>", "event": {...}} on each line') from None
+            if topic not in FAMILY_OF_TOPIC:
+                raise SystemExit(f"{path}: line {n}: topic: {topic!r} is not an upstream topic. Fix: use one of "
+                                 + ", ".join(FAMILY_OF_TOPIC))
+            ts = rec.get("timestamp") or (event.get("producer_time") if isinstance(event, dict) else None) \
+                or (event.get("event_time") if isinstance(event, dict) else None) or 0
+            yield topic, orjson.dumps(event), int(ts)
+
+
+def _run(args: argparse.Namespace) -> int:
+    from riskstream.core.policy import PolicyError
+
+    path = Path(args.file)
+    if not path.is_file():
+        print(f"riskstream replay: {path}: file not found. Fix: pass a JSON-lines replay file", file=sys.stderr)
+        return 2
+    try:
+        cfg = PipelineConfig(**({"policy_path": Path(args.policy)} if args.policy else {}))
+        ctx = Context(cfg)
+    except (PolicyError, OSError) as exc:
+        print(f"riskstream replay: {exc}", file=sys.stderr)
+        return 2
+    out_dir = Path(args.out)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    counts = {"decisions": 0, "commands": 0, "dead": 0}
+    actions: dict[str, int] = {}
+    with (out_dir / "decisions.jsonl").open("wb") as dec, (out_dir / "commands.jsonl").open("wb") as com:
+        def keep(o: Out) -> None:
+            if o.topic == DECISIONS:
+                dec.write(o.value + b"\n")
+                counts["decisions"] += 1
+            elif o.topic == COMMANDS:
+                com.write(o.value + b"\n")
+                counts["commands"] += 1
+                actions[o.label] = actions.get(o.label, 0) + 1
+            elif o.topic == DEAD:
+                counts["dead"] += 1
+
+        driver = OfflineDriver(ctx, learn=not args.no_learn, on_output=keep)
+        started, last = time.monotonic(), 0.0
+        for topic, raw, ts in read_events(path):
+            driver.feed(topic, raw, timestamp_ms=ts)
+            if sys.stderr.isatty() and time.monotonic() - last > 0.5:
+                last = time.monotonic()
+                print(f"\rreplay: {driver.counts['consumed']:,} events", end="", file=sys.stderr)
+    elapsed = max(time.monotonic() - started, 1e-9)
+    summary = {"events": driver.counts["consumed"], "valid": driver.counts["valid"],
+               "dead_letters": counts["dead"], "decisions": counts["decisions"], "commands": counts["commands"],
+               "commands_by_action": dict(sorted(actions.items())), "accounts": sum(
+                   1 for k in driver.accounts if not k.startswith(b"\x00")),
+               "model_versions_published": driver.published_versions, "model_version_final": ctx.model_version,
+               "events_per_s": round(driver.counts["consumed"] / elapsed), "out": str(out_dir)}
+    if sys.stderr.isatty():
+        print(file=sys.stderr)
+    print(f"replayed {summary['events']:,} events in {elapsed:.1f} s ({summary['events_per_s']:,} ev/s): "
+          f"{summary['decisions']:,} decisions, {summary['commands']:,} commands, {summary['dead_letters']:,} "
+          f"dead letters; model versions published: {driver.published_versions or 'none'}")
+    print(orjson.dumps(summary).decode())
+    return 0
+
+
+def register(subparsers) -> argparse.ArgumentParser:
+    p = subparsers.add_parser("replay", help="run the live pipeline's steps offline over a file of upstream events",
+                              description="Feed a JSON-lines file of upstream records (docs/files.md) through the "
+                                          "same steps the worker and the actuator run, learning from the delayed "
+                                          "labels as the live trainer does. Writes decisions.jsonl and "
+                                          "commands.jsonl to --out and prints a summary (last line: JSON).")
+    p.add_argument("file", metavar="FILE", help="JSON lines: {\"topic\": ..., \"event\": {...}} in publication order")
+    p.add_argument("--out", default="replay-out", metavar="DIR", help="where decisions/commands go (default %(default)s)")
+    p.add_argument("--policy", metavar="FILE", help="champion policy file (default: the bundled one)")
+    p.add_argument("--no-learn", action="store_true", help="keep the starting model (do not run the train step)")
+    p.set_defaults(func=_run)
+    return p

@@ -29,6 +29,7 @@ PLUGINS = {
     "policy": ("riskstream.ops.policy_cli", "check policy files"),
     "audit": ("riskstream.core.audit", "verify the tamper-evident audit log"),
     "control": ("riskstream.ops.control", "publish policy versions, overrides and breaker resets"),
+    "replay": ("riskstream.offline.replay", "run the steps offline over a file of upstream events"),
 }
 
 
@@ -109,12 +110,12 @@ def _serve(args, build) -> int:
 
 
 def cmd_worker(args) -> int:
-    from riskstream.stream.app import build_worker
+    from riskstream.stream.worker import build_worker
     return _serve(args, build_worker)
 
 
 def cmd_actuator(args) -> int:
-    from riskstream.stream.app import build_actuator
+    from riskstream.stream.actuator import build_actuator
     return _serve(args, build_actuator)
 
 

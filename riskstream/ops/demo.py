@@ -121,7 +121,7 @@ def write_portfolio(bootstrap: str, path: Path, topic_prefix: str = "") -> Path:
     from riskstream.core.contracts import Rejected, parse_event
     from riskstream.core.account.features import compute_features
     from riskstream.core.market import apply_market, new_history
-    from riskstream.core.steps.pipeline import unpack
+    from riskstream.core.account.record import AccountRecord
     from riskstream.core.privacy import Pseudonymizer
     from riskstream.core.account.state import decode_state
 
@@ -137,7 +137,9 @@ def write_portfolio(bootstrap: str, path: Path, topic_prefix: str = "") -> Path:
             latest[r.key] = r.value
     with open(path, "wb") as f:
         for key, record in sorted(latest.items()):
-            state = decode_state(unpack(record, 4)[0])
+            if key.startswith(b"\x00"):  # per-partition records (portfolio count, versions), not accounts
+                continue
+            state = decode_state(AccountRecord.decode(record).state)
             features = compute_features(state, as_of=state.watermark, market=market)
             exposure = max(state.balance_amount, 0.0) or state.limit
             f.write(orjson.dumps({"entity_pseudonym": ps.pseudonym(key.decode()), "product": state.product,

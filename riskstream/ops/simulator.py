@@ -17,12 +17,7 @@ import random
 from typing import Iterator
 
 from riskstream.core.contracts import make_event
-
-BEHAVIOUR = "riskstream.events.behaviour"
-REPAYMENT = "riskstream.events.repayment"
-CREDIT = "riskstream.events.credit"
-MARKET = "riskstream.events.market"
-PROJECT = "riskstream.events.project"
+from riskstream.core.names import BEHAVIOUR, CREDIT, MARKET, PROJECT, REPAYMENT
 
 SEGMENTS = ("retail", "energy", "real_estate", "transport")
 HOUR = 3_600_000

@@ -244,7 +244,7 @@ def committed_to_end(bootstrap: str, group: str, topic: str) -> bool:
 def test_redelivery_and_actuator_restart_send_no_duplicate(kafka_pipeline, downstream_of, tmp_path):
     from pathlib import Path
 
-    from riskstream.core.steps.pipeline import PipelineConfig
+    from riskstream.core.steps import PipelineConfig
     from riskstream.offline.replay import replay
 
     pipeline = kafka_pipeline

@@ -19,7 +19,8 @@ from riskstream.core.contracts import Rejected, encode_event, make_event, parse_
 from riskstream.core.account.features import compute_features
 from riskstream.core.market import apply_market, new_history
 from riskstream.ops.orchestrate import read_topic
-from riskstream.core.steps.pipeline import T_VALID, unpack
+from riskstream.core.account.record import AccountRecord
+from riskstream.core.names import VALID as T_VALID
 from riskstream.core.privacy import Pseudonymizer
 from riskstream.core.account.state import decode_state
 
@@ -53,7 +54,7 @@ def final_features(pipeline):
     """The account's state from the changelog and its features as of its watermark, with the market history
     rebuilt from the market topic exactly as a worker's global reader does."""
     rows = {r.key: r.value for r in read_topic(pipeline.bootstrap, pipeline.topic(CHANGELOG))}
-    state = decode_state(unpack(rows[ACCOUNT.encode()], 4)[0])
+    state = decode_state(AccountRecord.decode(rows[ACCOUNT.encode()]).state)
     ps = Pseudonymizer.from_env()
     history = new_history()
     for r in read_topic(pipeline.bootstrap, pipeline.topic(MARKET)):

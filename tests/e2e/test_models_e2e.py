@@ -101,7 +101,7 @@ def partitions_of(keys: list[bytes], n: int = 4) -> dict[int, int]:
 def test_two_workers_share_the_signed_model_and_refuse_a_tampered_one(pipeline, tmp_path):
     from riskstream.core.models import load_config
     from riskstream.core.models.snapshot import dump_snapshot, model_key
-    from riskstream.core.steps.pipeline import initial_model
+    from riskstream.core.steps import initial_model
 
     policy = tmp_path / "review.yaml"
     policy.write_text(REVIEW_POLICY)

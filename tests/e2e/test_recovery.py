@@ -18,7 +18,8 @@ import pytest
 
 from riskstream.core.account.features import compute_features
 from riskstream.ops.orchestrate import read_topic
-from riskstream.core.steps.pipeline import T_DECISIONS, T_VALID, unpack
+from riskstream.core.account.record import AccountRecord
+from riskstream.core.names import DECISIONS as T_DECISIONS, VALID as T_VALID
 from riskstream.ops.simulator import MARKET, SimConfig, Simulator
 from riskstream.core.account.state import decode_state
 
@@ -157,7 +158,8 @@ def table(bootstrap: str, topic: str) -> dict[bytes, bytes]:
 
 
 def account_states(pipeline) -> dict[bytes, object]:
-    return {k: decode_state(unpack(v, 4)[0]) for k, v in table(pipeline.bootstrap, pipeline.topic(CHANGELOG)).items()}
+    return {k: decode_state(AccountRecord.decode(v).state)
+            for k, v in table(pipeline.bootstrap, pipeline.topic(CHANGELOG)).items() if not k.startswith(b"\x00")}
 
 
 def last_valid_offsets(pipeline) -> dict[bytes, int]:
@@ -210,22 +212,20 @@ def account_orders(valid_records) -> dict[bytes, list[str]]:
 
 def offline_decisions(pipeline, valid_records) -> set[str]:
     """Decision ids of the pure pipeline over this run's market topic and then its valid topic, in offset order."""
-    from riskstream.core.steps.pipeline import Pipeline as Core
+    from riskstream.core.names import MARKET as LOGICAL_MARKET
+    from riskstream.core.steps import Context, Source, Valid, account_batch, ingest
 
-    core = Core()
+    core = Context()
     for r in read_topic(pipeline.bootstrap, pipeline.topic(MARKET)):
-        out = core.ingest(r.value, topic=r.topic, family="market", partition=r.partition, offset=r.offset,
-                          now_ms=r.timestamp)
+        out = ingest(core.config, r.value, Source(LOGICAL_MARKET, r.partition, r.offset, r.timestamp))
         if out.topic == T_VALID:
             core.on_market(orjson.loads(out.value))
     accounts: dict[bytes, bytes] = {}
     ids = set()
     for r in sorted(valid_records, key=lambda r: (r.partition, r.offset)):
-        record, outs = core.account(accounts.get(r.key), r.value, offset=r.offset, topic=r.topic,
-                                    partition=r.partition)
-        if record is not None:
-            accounts[r.key] = record
-        for o in outs:
+        res = account_batch(core, accounts.get, [Valid(r.key, r.value, r.partition, r.offset)], topic=r.topic)
+        accounts.update(res.dirty)
+        for o in res.outs:
             if o.topic == T_DECISIONS:
                 d = orjson.loads(o.value)
                 ids.add(d.get("decision_id") or f"cure:{d.get('account_id')}:{d.get('event_id')}")
@@ -238,9 +238,9 @@ def replay_window(pipeline, prog: Progress) -> int:
     latest: dict[tuple[int, bytes], bytes] = {}
     for r in read_topic(pipeline.bootstrap, pipeline.topic(CHANGELOG), timeout_s=90):
         latest[(r.partition, r.key)] = r.value
-    for (part, _), v in latest.items():
-        if v is not None:
-            applied[part] = max(applied.get(part, -1), decode_state(unpack(v, 4)[0]).last_offset)
+    for (part, key), v in latest.items():
+        if v is not None and not key.startswith(b"\x00"):
+            applied[part] = max(applied.get(part, -1), decode_state(AccountRecord.decode(v).state).last_offset)
     name = pipeline.topic(T_VALID)
     committed = {tp.partition: o for tp, o in prog.committed().items() if tp.topic == name}
     return sum(max(0, last + 1 - max(committed.get(part, 0), 0)) for part, last in applied.items())

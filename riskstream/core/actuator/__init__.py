@@ -6,8 +6,9 @@
 """
 
 from riskstream.core.actuator.breaker import MassCloseBreaker
+from riskstream.core.actuator.dedupe import SentCommands
 from riskstream.core.actuator.commands import BREAKER_ACTIONS, COMMAND_ACTIONS, command_id, make_command
 from riskstream.core.actuator.line import ActuatorConfig, LineState, decode_line, encode_line, step
 
-__all__ = ["ActuatorConfig", "BREAKER_ACTIONS", "COMMAND_ACTIONS", "LineState", "MassCloseBreaker",
+__all__ = ["ActuatorConfig", "BREAKER_ACTIONS", "COMMAND_ACTIONS", "LineState", "MassCloseBreaker", "SentCommands",
            "command_id", "decode_line", "encode_line", "make_command", "step"]

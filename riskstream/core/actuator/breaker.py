@@ -35,6 +35,7 @@ class MassCloseBreaker:
         self.trips = 0
         self.window: list = []   # issue times of counted CLOSE/FREEZE commands, oldest first
         self.held: list = []     # commands kept back while tripped, in arrival order
+        self.resets: list = []   # ids of the resets already applied (a reset reaches every partition once)
 
     def _prune(self, now: int) -> None:
         lo = now - self.window_ms
@@ -77,13 +78,18 @@ class MassCloseBreaker:
                 "action": cmd.get("action")}})
         return send, audit
 
-    def reset(self, how: str, now_ms: int, by: str | None = None, reason: str | None = None):
+    def reset(self, how: str, now_ms: int, by: str | None = None, reason: str | None = None,
+              reset_id: str | None = None):
         """Close the breaker. `how="release"` returns the held commands to send, `"drop"` discards them.
 
-        Returns `(released, dropped, audit_records)`.
+        Returns `(released, dropped, audit_records)`; a reset whose `reset_id` was applied before does nothing.
         """
         if how not in ("release", "drop"):
             raise ValueError(f"unknown reset {how!r}: use 'release' or 'drop'")
+        if reset_id is not None:
+            if reset_id in self.resets:
+                return [], [], []
+            self.resets = (self.resets + [reset_id])[-32:]
         held, self.held = self.held, []
         was = self.tripped
         self.tripped, self.tripped_at = False, None
@@ -97,7 +103,7 @@ class MassCloseBreaker:
         return {"max_share": self.max_share, "max_count": self.max_count, "window_ms": self.window_ms,
                 "min_count_for_share": self.min_count_for_share, "tripped": self.tripped,
                 "tripped_at": self.tripped_at, "trips": self.trips, "window": list(self.window),
-                "held": list(self.held)}
+                "held": list(self.held), "resets": list(self.resets)}
 
     @classmethod
     def decode(cls, d: dict) -> "MassCloseBreaker":
@@ -105,4 +111,5 @@ class MassCloseBreaker:
                 min_count_for_share=d.get("min_count_for_share", 10))
         b.tripped, b.tripped_at, b.trips = bool(d.get("tripped")), d.get("tripped_at"), int(d.get("trips", 0))
         b.window, b.held = list(d.get("window") or []), list(d.get("held") or [])
+        b.resets = list(d.get("resets") or [])
         return b

@@ -13,7 +13,7 @@ policy versions it last used (a change is published on the `versions` topic with
 >>> valid = ingest(ctx.config, raw, Source("riskstream.events.behaviour", 0, 0, 2_000))
 >>> res = account_batch(ctx, {}.get, [Valid(valid.key, valid.value, 3, 0)])
 >>> sorted(res.dirty), [o.topic for o in res.outs]
-[b'A1', b'\\x00portfolio/3', b'\\x00versions/3'], ['riskstream.versions']
+([b'\\x00portfolio/3', b'\\x00versions/3', b'A1'], ['riskstream.versions'])
 """
 
 from __future__ import annotations

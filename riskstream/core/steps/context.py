@@ -34,6 +34,7 @@ class PipelineConfig:
     actuator: ActuatorConfig = dataclasses.field(default_factory=ActuatorConfig)
     breaker_max_share: float = 0.2     # CLOSE+FREEZE in a sliding minute, as a share of active accounts ...
     breaker_max_count: int = 200       # ... or as an absolute count: either trips the breaker
+    breaker_min_count_for_share: int = 10  # the share counts only from this many commands in the window
     behaviour_sample: int = 8          # 1 in N behaviour events trains the anomaly model (deterministic by id)
     partitions: int = TOPOLOGY.topic(VALID).partitions  # valid = decisions partitions: per-partition state
 

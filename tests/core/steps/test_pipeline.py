@@ -1,4 +1,4 @@
-"""The composed pure steps: determinism (live/replay parity), crash-replay exactness, dead letters, idempotency."""
+"""The pure steps: determinism (live/replay parity), crash-replay exactness, dead letters, idempotency, breaker."""
 
 from __future__ import annotations
 
@@ -6,7 +6,11 @@ import orjson
 import pytest
 
 from riskstream.core.contracts import encode_event, make_event, read_dead_letter
-from riskstream.core.steps.pipeline import T_COMMANDS, T_DEAD, T_DECISIONS, Pipeline, pack, unpack
+from riskstream.core.account.record import AccountRecord
+from riskstream.core.actuator import SentCommands
+from riskstream.core.names import COMMANDS as T_COMMANDS, DEAD as T_DEAD, DECISIONS as T_DECISIONS
+from riskstream.core.steps import (Context, Decision, PipelineConfig, Source, account_one, actuate_batch,
+                                   breaker_key, ingest)
 from riskstream.offline.replay import replay
 from riskstream.ops.simulator import SimConfig, Simulator
 
@@ -22,7 +26,7 @@ def records():
 
 @pytest.fixture(scope="module")
 def pipeline_shared():
-    return Pipeline()
+    return Context()
 
 
 def ids(outs, field):
@@ -45,9 +49,9 @@ def test_every_command_id_is_unique(records):
     assert len(cids) == len(set(cids))
 
 
-def test_pack_roundtrip():
-    parts = [b"", b"abc", bytes(range(256))]
-    assert unpack(pack(*parts), 3) == parts
+def test_account_record_roundtrip():
+    rec = AccountRecord(b"", b"abc", bytes(range(256)), b"x")
+    assert AccountRecord.decode(rec.encode()) == rec
 
 
 def _open(acc, t):
@@ -56,8 +60,7 @@ def _open(acc, t):
 
 
 def _valid(p, raw):
-    out = p.ingest(raw, topic="riskstream.events.behaviour", family="behaviour", partition=0, offset=0,
-                   now_ms=NOW)
+    out = ingest(p.config, raw, Source("riskstream.events.behaviour", 0, 0, NOW))
     assert out.topic == "riskstream.events.valid"
     return out.value
 
@@ -73,52 +76,96 @@ def test_crash_replay_is_exact(pipeline_shared):
     checkpoints = []
     for off, v in enumerate(events):
         checkpoints.append(rec)
-        new, outs = p.account(rec, v, offset=off)
+        new, outs = account_one(p, rec, v, offset=off)
         rec = new if new is not None else rec
         outs_all.append(outs)
     # Redelivery after the state was written: nothing happens again.
     for off, v in enumerate(events):
-        new, outs = p.account(rec, v, offset=off)
+        new, outs = account_one(p, rec, v, offset=off)
         assert new is None and outs == []
     # State lost back to checkpoint 4 (last commit): the same outputs come again, with the same ids.
     rec2 = checkpoints[4]
     for off in range(4, len(events)):
-        new, outs = p.account(rec2, events[off], offset=off)
+        new, outs = account_one(p, rec2, events[off], offset=off)
         rec2 = new if new is not None else rec2
         assert [o.value for o in outs if o.topic == T_DECISIONS] == \
                [o.value for o in outs_all[off] if o.topic == T_DECISIONS]
-    assert unpack(rec2, 4)[0] == unpack(rec, 4)[0]
+    assert AccountRecord.decode(rec2).state == AccountRecord.decode(rec).state
 
 
 def test_state_rejections_are_dead_lettered(pipeline_shared):
     p = pipeline_shared
     t0 = NOW - 12 * 3_600_000
-    new, outs = p.account(None, _valid(p, encode_event(make_event("login", "NOPE", {
+    new, outs = account_one(p, None, _valid(p, encode_event(make_event("login", "NOPE", {
         "device_fingerprint": "fp", "ip": "198.51.100.1"}, event_time=t0))), offset=0)
     assert new is None and [read_dead_letter(o.value)["reason"] for o in outs] == ["unknown_account"]
 
-    rec, _ = p.account(None, _valid(p, _open("DL1", t0)), offset=0)
+    rec, _ = account_one(p, None, _valid(p, _open("DL1", t0)), offset=0)
     dd = _valid(p, encode_event(make_event("drawdown", "DL1", {"amount": 10.0}, event_time=t0 + 10 * 3_600_000)))
-    rec, _ = p.account(rec, dd, offset=1)
-    again, outs = p.account(rec, dd, offset=2)
+    rec, _ = account_one(p, rec, dd, offset=1)
+    again, outs = account_one(p, rec, dd, offset=2)
     assert [read_dead_letter(o.value)["reason"] for o in outs if o.topic == T_DEAD] == ["duplicate"]
     late = _valid(p, encode_event(make_event("drawdown", "DL1", {"amount": 11.0}, event_time=t0 + 60_000)))
-    _, outs = p.account(again, late, offset=3)
+    _, outs = account_one(p, again, late, offset=3)
     dead = [read_dead_letter(o.value) for o in outs if o.topic == T_DEAD]
     assert [d["reason"] for d in dead] == ["late"] and dead[0]["original"] == late
 
 
 def test_actuator_is_idempotent(records):
     res = replay(records, now_ms=NOW)
-    p = Pipeline()
+    cfg = PipelineConfig()
     live = [d for d in res.decisions if orjson.loads(d.value).get("mode") == "live"]
     assert live
     lines, sent = {}, []
-    for _ in range(2):  # every decision delivered twice
-        for d in live:
-            line, outs, _ = p.actuate(lines.get(d.key), d.value, active_accounts=100)
-            if line is not None:
-                lines[d.key] = line
-            sent += [o for o in outs if o.topic == T_COMMANDS]
+    for _ in range(2):  # every decision delivered twice, with nothing remembered across but the lines
+        for i, d in enumerate(live):
+            r = actuate_batch(cfg, lines.get, [Decision(d.key, d.value, 0, i)], SentCommands())
+            lines.update(r.dirty)
+            sent += [o for o in r.outs if o.topic == T_COMMANDS]
     cids = ids(sent, "command_id")
     assert len(cids) == len(set(cids)) > 0
+
+
+def test_sent_commands_are_never_sent_again():
+    """A crash between publishing and saving the lines: the same decisions again, with the ids already sent."""
+    cfg = PipelineConfig()
+    d = {"decision_id": "d1", "account_id": "a1", "action": "WARN", "params": {}, "mode": "live",
+         "policy_version": 1, "event_time": 5, "active_accounts": 100}
+    batch = [Decision(b"a1", orjson.dumps(d), 0, 0)]
+    first = actuate_batch(cfg, {}.get, batch, SentCommands())
+    sent = SentCommands()
+    sent.update(first.sent_ids)
+    again = actuate_batch(cfg, {}.get, batch, sent)  # lines lost, ids remembered
+    assert first.outs and again.outs == [] and again.counts["duplicates_suppressed"] == 1
+
+
+def _close(i, t, account=None):
+    return {"decision_id": f"d{i}", "account_id": account or f"a{i}", "action": "CLOSE", "params": {},
+            "immediate": True, "mode": "live", "policy_version": 1, "event_time": t, "active_accounts": 40}
+
+
+def test_breaker_is_per_partition_and_its_state_is_in_the_table():
+    """One breaker per decisions partition, kept under breaker_key(p): a restarted actuator (or another process
+    taking the partition over) reads it back, held commands included; a drop reset undoes each held command."""
+    cfg = PipelineConfig(breaker_max_count=8, partitions=4)  # 2 per partition
+    table, sent = {}, SentCommands()
+    closes = [Decision(f"a{i}".encode(), orjson.dumps(_close(i, 1000 + i)), 1, i) for i in range(5)]
+    r1 = actuate_batch(cfg, table.get, closes[:3], sent)
+    table.update(r1.dirty)
+    sent.update(r1.sent_ids)
+    assert [o.label for o in r1.outs] == ["CLOSE", "CLOSE"] and r1.breakers == {1: (1, 1)}
+    assert r1.counts["breaker_tripped"] == 1 and r1.counts["breaker_held"] == 1
+    # Another partition has its own breaker.
+    other = actuate_batch(cfg, table.get, [Decision(b"b1", orjson.dumps(_close(9, 1000, "b1")), 2, 0)], sent)
+    assert [o.label for o in other.outs] == ["CLOSE"]
+    # "Restart": a fresh call with only the table: still tripped, more held.
+    r2 = actuate_batch(cfg, table.get, closes[3:], sent)
+    table.update(r2.dirty)
+    assert r2.outs == [] and orjson.loads(table[breaker_key(1)])["tripped"]
+    reset = {"kind": "breaker_reset", "how": "drop", "control_id": "r1", "time": 2000, "by": "ops"}
+    r3 = actuate_batch(cfg, table.get, [Decision(b"__breaker__", orjson.dumps(reset), 1, 5)], sent)
+    table.update(r3.dirty)
+    assert r3.outs == [] and {b"a2", b"a3", b"a4"} <= set(r3.dirty)
+    # The same reset again (redelivered) does nothing.
+    r4 = actuate_batch(cfg, table.get, [Decision(b"__breaker__", orjson.dumps(reset), 1, 5)], sent)
+    assert r4.audit == []

@@ -1,0 +1,68 @@
+"""Publishing step outputs and writing the table, in that order (outputs before state: see `stream.app`)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import weakref
+
+import faust
+from faust.streams import _current_event
+
+from riskstream.core.partitioner import partition_for
+from riskstream.core.steps import Out
+from riskstream.core.topology import Topology
+from riskstream.stream.app import raw_topic
+
+log = logging.getLogger("riskstream.stream")
+
+
+class Publisher:
+    """Sends `Out` records (logical topic names) now, not attached to the event, and waits for all acks at once."""
+
+    def __init__(self, app: faust.App, topo: Topology):
+        self._app = app
+        self._topics = {name: raw_topic(app, topo.name(name)) for name in topo.topics}
+        self._prefix_len = len(topo.topic_prefix)
+
+    def logical(self, physical: str) -> str:
+        return physical[self._prefix_len:]
+
+    async def publish(self, outs: list[Out]) -> None:
+        futures = [await self._topics[o.topic].send(key=o.key, value=o.value, partition=o.partition, force=True)
+                   for o in outs if o.topic]
+        if not futures:
+            return
+        futures = [asyncio.ensure_future(f) for f in futures]
+        _, pending = await asyncio.wait(futures, timeout=30)
+        if pending:
+            # Never give up on outputs (the batch's state must not be written before them), but say so: a
+            # worker that waits here looks idle from the outside.
+            log.warning("%d of %d records not acknowledged after 30 s; flushing the producer and waiting",
+                        len(pending), len(futures))
+            await self._app.producer.flush()
+        await asyncio.gather(*futures)
+
+
+def partition_of_key(key: bytes, partitions: int) -> int:
+    """Per-partition records (`\\x00name/<p>`) live in changelog partition p; an account where Kafka puts its key."""
+    return int(key.rsplit(b"/", 1)[1]) if key.startswith(b"\x00") else partition_for(key, partitions)
+
+
+def write_table(table, dirty: dict[bytes, bytes], batch: list, partitions: int) -> None:
+    """Write each dirty key once per batch (a changelog record per write is Faust's main per-event cost).
+
+    Faust picks the changelog partition from the current event, which a batch does not have: point it at an event
+    of the key's partition (every key a step writes belongs to a partition of its batch).
+    """
+    by_key = {ev.message.key: ev for ev in batch}
+    by_partition = {ev.message.partition: ev for ev in batch}
+    for key, value in dirty.items():
+        ev = None if key.startswith(b"\x00") else by_key.get(key)
+        if ev is None:
+            ev = by_partition[partition_of_key(key, partitions)]
+        token = _current_event.set(weakref.ref(ev))
+        try:
+            table[key] = value
+        finally:
+            _current_event.reset(token)  # take_events relies on the context it had
