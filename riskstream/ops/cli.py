@@ -101,9 +101,17 @@ def _serve(args, build) -> int:
     logs.setup_logging(args.log_level)
     if args.metrics_port:
         metrics.start_metrics_server(args.metrics_port)
-    settings = StreamSettings(bootstrap=_resolve_bootstrap(args), topology=load_topology(args.topology),
+    from riskstream.core.names import VALID
+    from riskstream.core.steps import PipelineConfig
+
+    topology = load_topology(args.topology)
+    config = PipelineConfig(partitions=topology.topic(VALID).partitions,
+                            model_config_path=Path(args.model_config) if args.model_config else None,
+                            breaker_max_count=args.breaker_max_count, breaker_max_share=args.breaker_max_share)
+    settings = StreamSettings(bootstrap=_resolve_bootstrap(args), topology=topology,
                               web_port=args.web_port, data_dir=args.data_dir,
-                              policy_file=getattr(args, "policy", None), audit_log=args.audit_log)
+                              policy_file=getattr(args, "policy", None), audit_log=args.audit_log,
+                              pipeline_config=config)
     app = build(settings)
     run(app, loglevel=args.log_level.lower())
     return 0
@@ -178,9 +186,16 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
         w.add_argument("--data-dir", default="var/faust", help="Faust data directory")
         w.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
         w.add_argument("--audit-log", help=f"hash-chained audit file (default var/audit/{name}.jsonl)")
+        w.add_argument("--model-config", metavar="FILE",
+                       help="models.yaml overlay, key by key (default: the bundled riskstream/data/models.yaml)")
         if name == "worker":
             w.add_argument("--policy", help="champion policy file, watched for changes and hot-reloaded "
                                             "(default: the bundled riskstream/data/policies/default.yaml)")
+        w.add_argument("--breaker-max-count", type=int, default=200, metavar="N",
+                       help="mass-close breaker: CLOSE+FREEZE in a sliding minute over all partitions that trip it "
+                            "(default %(default)s; each decisions partition holds its share)")
+        w.add_argument("--breaker-max-share", type=float, default=0.2, metavar="F",
+                       help="mass-close breaker: the same as a share of active accounts (default %(default)s)")
         w.set_defaults(func=func)
 
     s = sub.add_parser("simulate", help="publish simulated upstream events",

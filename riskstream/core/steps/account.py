@@ -68,6 +68,7 @@ def account_batch(ctx: Context, get: Callable[[bytes], bytes | None], batch, *, 
     dirty: dict[bytes, bytes] = {}
     outs: list[Out] = []
     versions = ctx.versions()
+    seen: dict[int, dict] = {}  # partition -> its versions record: {"upto": offset, "history": [[offset, v], ...]}
     n = ctx.config.partitions
 
     def read(key: bytes):
@@ -75,22 +76,40 @@ def account_batch(ctx: Context, get: Callable[[bytes], bytes | None], batch, *, 
 
     for rec in batch:
         p = rec.partition
-        vkey = versions_key(p)
-        if orjson.loads(read(vkey) or b"{}") != versions:
-            dirty[vkey] = orjson.dumps(versions)
-            outs.append(Out(VERSIONS, b"%d" % p, orjson.dumps({"partition": p, "offset": rec.offset, **versions}),
-                            "versions", partition=p))
+        if p not in seen:
+            seen[p] = orjson.loads(read(versions_key(p)) or b'{"upto": -1, "history": []}')
+        vrec = seen[p]
+        if rec.offset <= vrec["upto"]:
+            use = ctx.at_versions(_versions_at(vrec["history"], rec.offset) or versions)  # re-read after a crash
+        else:
+            use = ctx
+            if not vrec["history"] or vrec["history"][-1][1] != versions:
+                vrec["history"] = (vrec["history"] + [[rec.offset, versions]])[-8:]
+                outs.append(Out(VERSIONS, b"%d" % p, orjson.dumps({"partition": p, "offset": rec.offset,
+                                                                    **versions}), "versions", partition=p))
+            vrec["upto"] = rec.offset
         pkey = portfolio_key(p)
         held = int(read(pkey) or 0)
         current = read(rec.key)
-        record, o = account_one(ctx, current, rec.value, offset=rec.offset, topic=topic, partition=p,
+        record, o = account_one(use, current, rec.value, offset=rec.offset, topic=topic, partition=p,
                                 active_accounts=max(1, held * n))
         if record is not None:
             if current is None:
                 dirty[pkey] = b"%d" % (held + 1)
             dirty[rec.key] = record
         outs.extend(o)
+    for p, vrec in seen.items():
+        dirty[versions_key(p)] = orjson.dumps(vrec)
     return StepResult(dirty, outs)
+
+
+def _versions_at(history: list, offset: int) -> dict | None:
+    found = None
+    for start, v in history:
+        if start > offset:
+            break
+        found = v
+    return found
 
 
 def account_one(ctx: Context, record: bytes | None, value: bytes, *, offset: int, topic: str = VALID,

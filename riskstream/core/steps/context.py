@@ -11,6 +11,7 @@ on the `versions` topic from which offset each version was used, so a replay can
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 from pathlib import Path
 
@@ -37,6 +38,7 @@ class PipelineConfig:
     breaker_min_count_for_share: int = 10  # the share counts only from this many commands in the window
     behaviour_sample: int = 8          # 1 in N behaviour events trains the anomaly model (deterministic by id)
     partitions: int = TOPOLOGY.topic(VALID).partitions  # valid = decisions partitions: per-partition state
+    model_config_path: Path | None = None  # models.yaml overlay (None: the bundled models.yaml)
 
 
 class Context:
@@ -47,10 +49,15 @@ class Context:
 
         self.config = config or PipelineConfig()
         self.market = new_history(config=self.config.features)
-        self.model_config = load_config()
+        self.model_config = load_config(self.config.model_config_path)
         self.model = model if model is not None else initial_model(self.model_config)
         self.policies = PolicyHolder(load_policy(self.config.policy_path))
         self.challengers: list[Policy] = [load_policy(p) for p in self.config.challenger_paths]
+        # Versions used recently, so records re-read after a crash are decided with the versions used the first
+        # time (the account step keeps, per partition, which offset used which version).
+        self.known_models = {self.model_version: self.model}
+        self.known_policies = {_policy_key(self.policies.policy): self.policies.policy}
+        self._views: dict = {}
 
     @property
     def model_version(self) -> str:
@@ -62,6 +69,22 @@ class Context:
         return {"model_version": self.model_version, "policy": p.name, "policy_version": p.version,
                 "policy_sha256": p.digest}
 
+    def at_versions(self, versions: dict) -> "Context":
+        """This context with the model and policy of `versions` (as `versions()` returns them), where they are
+        still known; otherwise the ones in force."""
+        if versions == self.versions():
+            return self
+        key = (versions["model_version"], versions["policy"], versions["policy_version"])
+        view = self._views.get(key)
+        if view is None:
+            view = copy.copy(self)
+            view.model = self.known_models.get(versions["model_version"], self.model)
+            policy = self.known_policies.get((versions["policy"], versions["policy_version"]), self.policies.policy)
+            view.policies = PolicyHolder(policy)
+            self._views = {key: view}  # one view: a re-read covers a few seconds of one version switch
+        view.market = self.market
+        return view
+
     def on_market(self, event: dict) -> None:
         self.market = apply_market(self.market, event)
 
@@ -69,14 +92,27 @@ class Context:
         """Hot reload: returns (accepted, error, audit payload of the change)."""
         previous = self.policies.policy
         ok, err = self.policies.offer(text, source)
+        if ok:
+            _remember(self.known_policies, _policy_key(self.policies.policy), self.policies.policy)
         return ok, err, (self.policies.change_record(previous) if ok else None)
 
     def offer_model(self, model) -> bool:
         """A newer model version replaces the running one; an older or equal one is ignored."""
         if getattr(model, "version", 0) > getattr(self.model, "version", 0):
             self.model = model
+            _remember(self.known_models, self.model_version, model)
             return True
         return False
+
+
+def _policy_key(policy) -> tuple:
+    return policy.name, policy.version
+
+
+def _remember(known: dict, key, value, keep: int = 4) -> None:
+    known[key] = value
+    while len(known) > keep:
+        del known[next(iter(known))]
 
 
 def initial_model(model_config: dict):
