@@ -54,7 +54,8 @@ class Followed:
 
 class OfflineDriver:
     def __init__(self, ctx: Context | None = None, *, config: PipelineConfig | None = None, learn: bool = True,
-                 follow: Followed | None = None, on_output: Callable[[Out], None] | None = None):
+                 follow: Followed | None = None, on_output: Callable[[Out], None] | None = None,
+                 actuate: bool = True):
         self.ctx = ctx or Context(config or PipelineConfig())
         self.config = self.ctx.config
         self.accounts: dict[bytes, bytes] = {}
@@ -67,6 +68,7 @@ class OfflineDriver:
         self.audit: list[dict] = []
         self.published_versions: list[int] = []
         self.on_output = on_output or (lambda out: None)
+        self.actuate = actuate  # False: decisions are only returned (a caller feeds the actuator another order)
 
     def _next_offset(self, topic: str, partition: int) -> int:
         o = self.offsets[(topic, partition)]
@@ -101,7 +103,7 @@ class OfflineDriver:
         labels = []
         for o in res.outs:
             self.on_output(o)
-            if o.topic == DECISIONS:
+            if o.topic == DECISIONS and self.actuate:
                 p = partition_for(o.key, self.config.partitions)
                 self._actuate(Decision(o.key, o.value, p, self._next_offset(DECISIONS, p)))
             elif o.topic == LABELS:

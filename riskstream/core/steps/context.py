@@ -109,7 +109,7 @@ def _policy_key(policy) -> tuple:
     return policy.name, policy.version
 
 
-def _remember(known: dict, key, value, keep: int = 4) -> None:
+def _remember(known: dict, key, value, keep: int = 16) -> None:
     known[key] = value
     while len(known) > keep:
         del known[next(iter(known))]
