@@ -35,6 +35,8 @@ LABELS = _topic("riskstream.labels")
 MODELS = _topic("riskstream.models")
 CONTROL = _topic("riskstream.control")
 VERSIONS = _topic("riskstream.versions")
+ACCOUNTS_CHANGELOG = _topic("riskstream-accounts-changelog")   # Faust names it <app id>-<table>-changelog
+LINES_CHANGELOG = _topic("riskstream-actuator-lines-changelog")
 
 #: Upstream topic -> event family (the last part of its name): what the ingest step accepts from each topic.
 FAMILY_OF_TOPIC = {t: t.rsplit(".", 1)[1] for t in (*TOPOLOGY.agents["ingest"].reads, MARKET)}

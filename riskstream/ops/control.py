@@ -14,7 +14,7 @@ from pathlib import Path
 
 import orjson
 
-T_CONTROL = "riskstream.control"
+from riskstream.core.names import CONTROL as T_CONTROL
 
 
 def message(kind: str, **fields) -> dict:

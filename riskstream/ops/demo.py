@@ -89,12 +89,12 @@ def run_demo(args) -> int:
 
 
 def collect_summary(bootstrap: str) -> dict:
-    decisions = decode_values(read_topic(bootstrap, "riskstream.decisions"))
-    commands = decode_values(read_topic(bootstrap, "riskstream.commands"))
-    dead = decode_values(read_topic(bootstrap, "riskstream.deadletter"))
-    events = sum(len(read_topic(bootstrap, t)) for t in (
-        "riskstream.events.behaviour", "riskstream.events.repayment", "riskstream.events.credit",
-        "riskstream.events.market", "riskstream.events.project"))
+    from riskstream.core import names
+
+    decisions = decode_values(read_topic(bootstrap, names.DECISIONS))
+    commands = decode_values(read_topic(bootstrap, names.COMMANDS))
+    dead = decode_values(read_topic(bootstrap, names.DEAD))
+    events = sum(len(read_topic(bootstrap, t)) for t in names.UPSTREAM)
     by_policy: dict[str, collections.Counter] = collections.defaultdict(collections.Counter)
     cures = 0
     for d in decisions:
@@ -127,12 +127,14 @@ def write_portfolio(bootstrap: str, path: Path, topic_prefix: str = "") -> Path:
 
     ps = Pseudonymizer.from_env()
     market = new_history()
-    for r in read_topic(bootstrap, topic_prefix + "riskstream.events.market"):
+    from riskstream.core.names import ACCOUNTS_CHANGELOG, MARKET
+
+    for r in read_topic(bootstrap, topic_prefix + MARKET):
         ev = parse_event(r.value or b"", now_ms=r.timestamp, pseudonymizer=ps, family="market")
         if not isinstance(ev, Rejected):
             market = apply_market(market, ev)
     latest: dict[bytes, bytes] = {}
-    for r in read_topic(bootstrap, topic_prefix + "riskstream-accounts-changelog"):
+    for r in read_topic(bootstrap, topic_prefix + ACCOUNTS_CHANGELOG):
         if r.value is not None:
             latest[r.key] = r.value
     with open(path, "wb") as f:
