@@ -24,10 +24,10 @@ from typing import Callable
 import orjson
 
 from riskstream.core.actuator import SentCommands
-from riskstream.core.names import DEAD, DECISIONS, LABELS, MARKET, VALID
+from riskstream.core.names import CONTROL, DEAD, DECISIONS, LABELS, MARKET, VALID
 from riskstream.core.partitioner import partition_for
 from riskstream.core.steps import (Context, Decision, Out, PipelineConfig, Source, Valid, account_batch,
-                                   actuate_batch, ingest, new_train_state, train_batch)
+                                   actuate_batch, ingest, new_train_state, route_control, train_batch)
 
 
 @dataclasses.dataclass
@@ -55,7 +55,7 @@ class Followed:
 class OfflineDriver:
     def __init__(self, ctx: Context | None = None, *, config: PipelineConfig | None = None, learn: bool = True,
                  follow: Followed | None = None, on_output: Callable[[Out], None] | None = None,
-                 actuate: bool = True):
+                 actuate: bool = True, route: bool = True):
         self.ctx = ctx or Context(config or PipelineConfig())
         self.config = self.ctx.config
         self.accounts: dict[bytes, bytes] = {}
@@ -69,6 +69,7 @@ class OfflineDriver:
         self.published_versions: list[int] = []
         self.on_output = on_output or (lambda out: None)
         self.actuate = actuate  # False: decisions are only returned (a caller feeds the actuator another order)
+        self.route = route      # False: control messages the actuator emits are not routed back (a caller does)
 
     def _next_offset(self, topic: str, partition: int) -> int:
         o = self.offsets[(topic, partition)]
@@ -123,8 +124,13 @@ class OfflineDriver:
         self.sent.update(res.sent_ids)
         self.audit.extend(res.audit)
         for o in res.outs:
-            self.counts["commands"] += 1
             self.on_output(o)
+            if o.topic == CONTROL:  # a breaker trip for every partition, as the control agent routes it live
+                if self.route:
+                    for r in route_control(o.value, self.config.partitions):
+                        self._actuate(Decision(r.key, r.value, r.partition, self._next_offset(DECISIONS, r.partition)))
+            else:
+                self.counts["commands"] += 1
 
     def _learn(self, labels: list[bytes]) -> None:
         from riskstream.core.models.snapshot import load_snapshot

@@ -200,7 +200,7 @@ def offline_run(p, model_cfg: Path, policy_texts: list[str], live_decisions) -> 
             c = orjson.loads(o.value)
             commands[c["command_id"]] = c
 
-    driver = OfflineDriver(ctx, learn=False, follow=follow, on_output=keep, actuate=False)
+    driver = OfflineDriver(ctx, learn=False, follow=follow, on_output=keep, actuate=False, route=False)
     valid = read_topic(p.bootstrap, p.topic(VALID), timeout_s=120)
     for r in sorted(valid, key=lambda r: (r.partition, r.offset)):
         driver.feed_valid(Valid(r.key, r.value, r.partition, r.offset))

@@ -78,6 +78,18 @@ class MassCloseBreaker:
                 "action": cmd.get("action")}})
         return send, audit
 
+    def trip(self, now_ms: int, *, cause: str, control_id: str) -> list:
+        """Trip from outside (another partition's breaker tripped); applied once per `control_id`."""
+        if control_id in self.resets or self.tripped:
+            self.resets = (self.resets + [control_id])[-32:] if control_id not in self.resets else self.resets
+            return []
+        self.resets = (self.resets + [control_id])[-32:]
+        self.tripped, self.tripped_at = True, int(now_ms)
+        self.trips += 1
+        return [{"kind": "breaker", "time": int(now_ms), "payload": {
+            "event": "tripped", "cause": cause, "control_id": control_id, "max_count": self.max_count,
+            "max_share": self.max_share}}]
+
     def reset(self, how: str, now_ms: int, by: str | None = None, reason: str | None = None,
               reset_id: str | None = None):
         """Close the breaker. `how="release"` returns the held commands to send, `"drop"` discards them.

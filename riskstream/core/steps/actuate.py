@@ -3,8 +3,10 @@
 All of its state is in the `lines` table: one line per account, and one breaker per decisions partition under
 `breaker_key(p)` (with the ids of the resets it applied). A partition belongs to one actuator process at a
 time, so any number of actuator processes is correct: each partition's breaker holds CLOSE/FREEZE beyond its
-share of the limits (accounts hash evenly over partitions). The command ids already sent come in as `sent`
-(read only) and the ids this batch sent go out in the result.
+share of the limits (accounts hash evenly over partitions). A partition whose breaker trips announces it on the
+control topic; the control agent routes the trip to every partition, so a flood is held everywhere, as one
+breaker would. The command ids already sent come in as `sent` (read only) and the ids this batch sent go out in
+the result.
 
 >>> from riskstream.core.steps.context import PipelineConfig
 >>> d = {"decision_id": "d1", "account_id": "a1", "action": "WARN", "params": {}, "mode": "live",
@@ -16,6 +18,7 @@ share of the limits (accounts hash evenly over partitions). The command ids alre
 
 from __future__ import annotations
 
+import hashlib
 import math
 from collections import Counter
 from typing import Callable, NamedTuple
@@ -24,7 +27,8 @@ import orjson
 
 from riskstream.core.actuator import MassCloseBreaker, SentCommands, decode_line, encode_line, step
 from riskstream.core.steps.context import PipelineConfig
-from riskstream.core.steps.records import command_out
+from riskstream.core.names import CONTROL
+from riskstream.core.steps.records import Out, command_out
 
 _AUDITED = ("decision_id", "account_id", "action", "rule_id", "reasons", "policy_name", "policy_version",
             "model_version", "feature_hash", "mode", "event_id")
@@ -58,6 +62,13 @@ def new_breaker(config: PipelineConfig) -> MassCloseBreaker:
                             min_count_for_share=max(1, math.ceil(config.breaker_min_count_for_share / n)))
 
 
+def trip_announcement(partition: int, breaker: MassCloseBreaker, now: int) -> Out:
+    """The control message that trips every other partition's breaker (its id is deterministic)."""
+    cid = hashlib.blake2b(b"trip/%d/%d/%d" % (partition, breaker.trips, now), digest_size=12).hexdigest()
+    msg = {"kind": "breaker_trip", "control_id": cid, "partition": partition, "time": now}
+    return Out(CONTROL, b"breaker_trip", orjson.dumps(msg), "breaker_trip", cid)
+
+
 def actuate_batch(config: PipelineConfig, get: Callable[[bytes], bytes | None], batch,
                   sent: SentCommands) -> ActuateResult:
     dirty: dict[bytes, bytes] = {}
@@ -88,7 +99,9 @@ def actuate_batch(config: PipelineConfig, get: Callable[[bytes], bytes | None], 
         inp = orjson.loads(rec.value)
         now = int(inp.get("event_time") or inp.get("time") or 0)
         breaker = breaker_of(rec.partition)
-        if inp.get("kind") == "breaker_reset":
+        if inp.get("kind") == "breaker_trip":
+            audit.extend(breaker.trip(now, cause=f"partition {inp.get('partition')}", control_id=inp["control_id"]))
+        elif inp.get("kind") == "breaker_reset":
             released, dropped, a = breaker.reset(inp.get("how", "release"), now, inp.get("by"), inp.get("reason"),
                                                  reset_id=inp.get("control_id"))
             audit.extend(a)
@@ -108,10 +121,13 @@ def actuate_batch(config: PipelineConfig, get: Callable[[bytes], bytes | None], 
             new, commands, a = step(decode_line(line, account) if line else None, inp, now, config.actuator)
             audit.extend(a)
             share_base = max(1, int(inp.get("active_accounts") or 0) // config.partitions)
+            was_tripped = breaker.tripped
             passed, a = breaker.offer(commands, now, share_base)
             for r in a:
                 counts["breaker_" + r["payload"]["event"]] += 1
             audit.extend(a)
+            if breaker.tripped and not was_tripped:
+                outs.append(trip_announcement(rec.partition, breaker, now))
             send(passed)
             dirty[rec.key] = encode_line(new)
         dirty[breaker_key(rec.partition)] = orjson.dumps(breaker.encode())

@@ -1,5 +1,6 @@
 """Control step: a control message → the decisions-topic records it becomes (overrides to their account's
-partition, a breaker reset to every partition, so each partition's breaker sees it once).
+partition; a breaker reset, and a trip one partition's breaker announced, to every partition, so every
+partition's breaker sees it once).
 
 Policy versions on the control topic are read by every worker as context, not routed here.
 
@@ -19,6 +20,7 @@ from riskstream.core.names import DECISIONS
 from riskstream.core.steps.records import Out
 
 ROUTED_TO_ACCOUNT = ("legal_hold", "allow_list", "manual")
+BROADCAST = ("breaker_reset", "breaker_trip")
 
 
 def route_control(raw: bytes, partitions: int) -> list[Out]:
@@ -29,7 +31,7 @@ def route_control(raw: bytes, partitions: int) -> list[Out]:
         kind = msg.get("kind")
     except (orjson.JSONDecodeError, AttributeError):
         return [Out("", b"", raw, "undecodable")]
-    if kind == "breaker_reset":
+    if kind in BROADCAST:
         return [Out(DECISIONS, b"__breaker__", raw, kind, partition=p) for p in range(partitions)]
     if kind in ROUTED_TO_ACCOUNT and msg.get("account_id"):
         return [Out(DECISIONS, str(msg["account_id"]).encode(), raw, kind)]

@@ -153,7 +153,7 @@ def test_breaker_is_per_partition_and_its_state_is_in_the_table():
     r1 = actuate_batch(cfg, table.get, closes[:3], sent)
     table.update(r1.dirty)
     sent.update(r1.sent_ids)
-    assert [o.label for o in r1.outs] == ["CLOSE", "CLOSE"] and r1.breakers == {1: (1, 1)}
+    assert [o.label for o in r1.outs] == ["CLOSE", "CLOSE", "breaker_trip"] and r1.breakers == {1: (1, 1)}
     assert r1.counts["breaker_tripped"] == 1 and r1.counts["breaker_held"] == 1
     # Another partition has its own breaker.
     other = actuate_batch(cfg, table.get, [Decision(b"b1", orjson.dumps(_close(9, 1000, "b1")), 2, 0)], sent)
@@ -169,3 +169,23 @@ def test_breaker_is_per_partition_and_its_state_is_in_the_table():
     # The same reset again (redelivered) does nothing.
     r4 = actuate_batch(cfg, table.get, [Decision(b"__breaker__", orjson.dumps(reset), 1, 5)], sent)
     assert r4.audit == []
+
+
+def test_a_trip_in_one_partition_holds_closes_in_every_partition():
+    """The tripped partition announces it on the control topic; routed to every partition, it trips them all."""
+    from riskstream.core.names import CONTROL
+    from riskstream.core.steps import route_control
+
+    cfg = PipelineConfig(breaker_max_count=8, partitions=4)
+    table, sent = {}, SentCommands()
+    r1 = actuate_batch(cfg, table.get, [Decision(f"a{i}".encode(), orjson.dumps(_close(i, 1000 + i)), 1, i)
+                                        for i in range(3)], sent)
+    table.update(r1.dirty)
+    trip = [o for o in r1.outs if o.topic == CONTROL]
+    assert len(trip) == 1
+    routed = route_control(trip[0].value, 4)
+    r2 = actuate_batch(cfg, table.get, [Decision(o.key, o.value, o.partition, 10) for o in routed], sent)
+    table.update(r2.dirty)
+    assert {p for p, (open_, _) in r2.breakers.items() if open_} == {0, 1, 2, 3}
+    r3 = actuate_batch(cfg, table.get, [Decision(b"b1", orjson.dumps(_close(9, 1100, "b1")), 2, 11)], sent)
+    assert [o.label for o in r3.outs] == [] and r3.breakers[2] == (1, 1)
