@@ -6,7 +6,9 @@ several has one payload schema per version in `$defs` (`payload_v<N>`), chosen b
 riskstream checks a record against the version it declares (a field added in v2 is an ignored extra in a v1 record).
 
 Integers ("int" and epoch-ms fields) are bounded to int64, as the validator bounds them. The committed files are
-checked against this generator by a test, so the files and the validator cannot drift.
+checked against this generator by a test, and against `parse_event` by a differential test, so the files and the
+validator cannot drift. What a static schema cannot say (the time window, the record size, newer versions, ...) is
+listed in docs/contracts.md.
 
 >>> s = json_schema("drawdown")
 >>> s["properties"]["schema_version"]["enum"], sorted(s["$defs"]), s["$defs"]["payload_v2"]["required"]
