@@ -8,6 +8,8 @@ differently, so the structs are stricter than the contract and whatever they ref
 - unknown keys are refused (`forbid_unknown_fields`): msgspec skips unknown values without checking them fully
   (invalid UTF-8, numbers that orjson reads as infinity), so a record with extras might not decode with orjson;
 - integers must fit an int64 (orjson reads larger integers as floats);
+- an integral float in an int field (`3.0`, which the reference path turns into the int 3) is refused: msgspec's
+  strict `int` takes only JSON integers;
 - a duplicate key must be valid each time it occurs (msgspec checks each occurrence, orjson keeps the last);
 - input must be `bytes` (msgspec also reads other buffers, which orjson refuses);
 - versions newer than the newest known are left to the reference path.
@@ -31,11 +33,11 @@ from typing import Annotated, Callable, Literal, Mapping, Optional, Union
 import msgspec
 from msgspec import UNSET, Meta
 
-from riskstream.core.contracts.spec import Family, Field, TypeSpec
+from riskstream.core.contracts.spec import I64_MAX, I64_MIN, Family, Field, TypeSpec
 
 __all__ = ["build_parse"]
 
-_I64 = (-(2**63), 2**63 - 1)
+_I64 = (I64_MIN, I64_MAX)
 _EPOCH = Annotated[int, Meta(ge=0, le=_I64[1])]
 
 

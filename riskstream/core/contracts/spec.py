@@ -32,13 +32,22 @@ __all__ = [
     "epoch_ms",
     "one_of",
     "pii",
+    "I64_MIN",
+    "I64_MAX",
 ]
+
+# Integers on the wire ("int" and "epoch_ms" fields, schema_version, the envelope times) are signed 64-bit, the
+# widest integers orjson and most producer languages hold exactly. The validator refuses integers outside this range
+# (`invalid_value`) and the JSON Schemas bound them to it.
+I64_MIN, I64_MAX = -(2**63), 2**63 - 1
 
 
 class Field(NamedTuple):
     """One payload field.
 
     kind: "str", "number" (int or float, never bool), "int", "epoch_ms" (int ≥ 0) or "enum" (one of `choices`).
+    "int" and "epoch_ms" are int64 (`I64_MIN..I64_MAX`); an integral float (`3.0`) is that integer, as in JSON
+    Schema, and is parsed as an int.
     Bounds: `ge`/`le` inclusive, `gt` exclusive. `nullable` also admits JSON null. `pii` is None, "drop" (removed
     at ingestion) or "hash" (replaced by a keyed hash under ``<field>_hash``).
     """

@@ -29,7 +29,7 @@ import orjson
 
 from riskstream.core.contracts.fastpath import build_parse, output_field
 from riskstream.core.contracts.reasons import Rejected
-from riskstream.core.contracts.spec import FAMILIES, SPEC, Family, Field, TypeSpec
+from riskstream.core.contracts.spec import FAMILIES, I64_MAX, I64_MIN, SPEC, Family, Field, TypeSpec
 
 __all__ = ["Limits", "DEFAULT_LIMITS", "Validator", "parse_event", "MAX_ID_CHARS"]
 
@@ -62,9 +62,8 @@ def _expected(f: Field) -> str:
     if f.kind == "enum":
         text = "one of " + ", ".join(repr(c) for c in f.choices)
     else:
-        text = {"str": "a string", "number": "a number", "int": "an integer", "epoch_ms": "an epoch-ms integer"}[
-            f.kind
-        ]
+        text = {"str": "a string", "number": "a number", "int": "a 64-bit integer",
+                "epoch_ms": "a 64-bit epoch-ms integer"}[f.kind]
         bounds = []
         if f.gt is not None:
             bounds.append(f"> {f.gt:g}")
@@ -77,6 +76,15 @@ def _expected(f: Field) -> str:
     if f.nullable:
         text += " or null"
     return text
+
+
+def _integral_float(v: str, refusal: str, indent: str) -> list[str]:
+    """Lines (inside `if <not an int>:`) that turn an integral float into its int, or return `refusal`.
+
+    JSON Schema (and JSON itself) do not tell `3.0` from `3`: both are the integer 3, so an int field takes both
+    and the parsed event always holds an int. `3.5`, infinity, NaN, strings and bools stay refused."""
+    return [f"{indent}if {v}.__class__ is float and {v}.is_integer(): {v} = int({v})",
+            f"{indent}else: return {refusal}"]
 
 
 def _gen_checker(type_name: str, version: int, fields: Mapping[str, Field]):
@@ -99,6 +107,7 @@ def _gen_checker(type_name: str, version: int, fields: Mapping[str, Field]):
         r_type = reject(f"{i}_t", "wrong_type", f"payload field '{name}' has the wrong type (expected {exp})")
         r_value = reject(f"{i}_v", "invalid_value", f"payload field '{name}' is out of range (expected {exp})")
         lines.append(f"    {v} = p.get({name!r}, M)")
+        integral = f.kind in ("int", "epoch_ms")
         if f.kind == "str":
             bad_type = f"{v}.__class__ is not str"
         elif f.kind == "enum":
@@ -114,7 +123,11 @@ def _gen_checker(type_name: str, version: int, fields: Mapping[str, Field]):
             cname = f"C{i}"
             consts[cname] = frozenset(f.choices)
             checks.append(f"{v} not in {cname}")
-        for op, bound in (("<=", f.gt), ("<", f.ge), (">", f.le)):
+        ge, le = f.ge, f.le
+        if integral:  # integers are int64 on the wire (spec.I64_MIN..I64_MAX)
+            ge = I64_MIN if ge is None else max(ge, I64_MIN)
+            le = I64_MAX if le is None else min(le, I64_MAX)
+        for op, bound in (("<=", f.gt), ("<", ge), (">", le)):
             if bound is not None:
                 checks.append(f"{v} {op} {bound!r}")
         # Optional fields: absent and null both mean "not given".
@@ -122,12 +135,21 @@ def _gen_checker(type_name: str, version: int, fields: Mapping[str, Field]):
         if f.required:
             if f.nullable:
                 lines.append(f"    if {v} is M: return {r_missing}")
+            if integral:
+                lines.append(f"    if {bad_type}:")
+                refusal = r_type if f.nullable else f"{r_missing} if {v} is M else {r_type}"
+                lines.extend(_integral_float(v, refusal, "        "))
+            elif f.nullable:
                 lines.append(f"    if {bad_type}: return {r_type}")
             else:
                 lines.append(f"    if {bad_type}: return {r_missing} if {v} is M else {r_type}")
         else:
             lines.append(f"    if {v} is not M and {v} is not None:")
-            lines.append(f"        if {bad_type}: return {r_type}")
+            if integral:
+                lines.append(f"        if {bad_type}:")
+                lines.extend(_integral_float(v, r_type, "            "))
+            else:
+                lines.append(f"        if {bad_type}: return {r_type}")
             indent = "        "
         if checks:
             guard = f"{v} is not None and " if f.nullable else ""
@@ -162,9 +184,9 @@ def _env_rejects(field: str, expected: str) -> tuple[Rejected, Rejected, Rejecte
 _ID_EXPECTED = f"a string of 1..{MAX_ID_CHARS} chars"
 _R_EVENT_ID = _env_rejects("event_id", _ID_EXPECTED)
 _R_TYPE = _env_rejects("type", "a string naming a catalogue type (docs/events.md)")
-_R_VERSION = _env_rejects("schema_version", "an integer >= 1")
-_R_EVENT_TIME = _env_rejects("event_time", "an epoch-ms integer >= 0")
-_R_PRODUCER_TIME = _env_rejects("producer_time", "an epoch-ms integer >= 0")
+_R_VERSION = _env_rejects("schema_version", "a 64-bit integer >= 1")
+_R_EVENT_TIME = _env_rejects("event_time", "a 64-bit epoch-ms integer >= 0")
+_R_PRODUCER_TIME = _env_rejects("producer_time", "a 64-bit epoch-ms integer >= 0")
 _R_SOURCE = _env_rejects("source", _ID_EXPECTED)
 _R_PAYLOAD = _env_rejects("payload", "an object")
 _R_ENTITY = {
@@ -269,7 +291,12 @@ class Validator:
 
                 version = ev.get("schema_version", _MISSING)
                 if version.__class__ is not int:
-                    return _R_VERSION[0] if version is _MISSING else _R_VERSION[1]
+                    if version.__class__ is float and version.is_integer():
+                        version = int(version)  # 1.0 is the integer 1, in JSON and in JSON Schema
+                    else:
+                        return _R_VERSION[0] if version is _MISSING else _R_VERSION[1]
+                if version > I64_MAX:
+                    return _R_VERSION[2]
                 check = t.checkers.get(version)
                 if check is None:
                     if version < t.min_version:
@@ -294,13 +321,19 @@ class Validator:
 
                 event_time = ev.get("event_time", _MISSING)
                 if event_time.__class__ is not int:
-                    return _R_EVENT_TIME[0] if event_time is _MISSING else _R_EVENT_TIME[1]
-                if event_time < 0:
+                    if event_time.__class__ is float and event_time.is_integer():
+                        event_time = int(event_time)
+                    else:
+                        return _R_EVENT_TIME[0] if event_time is _MISSING else _R_EVENT_TIME[1]
+                if event_time < 0 or event_time > I64_MAX:
                     return _R_EVENT_TIME[2]
                 producer_time = ev.get("producer_time", _MISSING)
                 if producer_time.__class__ is not int:
-                    return _R_PRODUCER_TIME[0] if producer_time is _MISSING else _R_PRODUCER_TIME[1]
-                if producer_time < 0:
+                    if producer_time.__class__ is float and producer_time.is_integer():
+                        producer_time = int(producer_time)
+                    else:
+                        return _R_PRODUCER_TIME[0] if producer_time is _MISSING else _R_PRODUCER_TIME[1]
+                if producer_time < 0 or producer_time > I64_MAX:
                     return _R_PRODUCER_TIME[2]
                 horizon = now_ms + limits.max_future_skew_ms
                 if event_time > horizon or producer_time > horizon:

@@ -162,6 +162,11 @@ def test_number_spellings(token, ps):
     same(wire(f'{{"amount":{token}}}'), ps)
     same(wire('{"amount":5}', extra=f'"x":{token},'), ps)
     same(wire(f'{{"amount":5,"x":[{token}]}}'), ps)
+    # int fields: an integral float is the integer (reference path), anything else is refused
+    same(wire(f'{{"statement_id":"s","days_past_due":{token},"amount_due":1}}', type_name="payment_missed"), ps)
+    for spelling in (token, f"{T}.0", f"{T}E0", f"{T}.5"):
+        same(wire('{"amount":5}', version=spelling if spelling == token else 1)
+             .replace(f'"event_time":{T}'.encode(), f'"event_time":{spelling}'.encode()), ps)
 
 
 @pytest.mark.parametrize("text", [

@@ -97,13 +97,22 @@ def test_schema_shape(type_name):
     assert s["properties"]["schema_version"]["enum"] == sorted(v for v in t.versions if v >= t.min_version)
     for f in FAMILIES[t.family].entity_fields:
         assert f in s["required"]
-    payload = s["properties"]["payload"]
-    fields = t.versions[t.newest]
-    assert set(payload["properties"]) == set(fields)
-    assert payload["required"] == [n for n, f in fields.items() if f.required]
-    for n, f in fields.items():
-        if f.pii:
-            assert payload["properties"][n]["x-pii"] == f.pii
+    versions = sorted(v for v in t.versions if v >= t.min_version)
+    if len(versions) == 1:  # inline; else one payload schema per version, chosen by schema_version
+        payloads = {versions[0]: s["properties"]["payload"]}
+    else:
+        payloads = {v: s["$defs"][f"payload_v{v}"] for v in versions}
+        assert [c["if"]["properties"]["schema_version"]["const"] for c in s["allOf"]] == versions
+    for v, payload in payloads.items():
+        fields = t.versions[v]
+        assert set(payload["properties"]) == set(fields)
+        assert payload["required"] == [n for n, f in fields.items() if f.required]
+        for n, f in fields.items():
+            if f.pii:
+                assert payload["properties"][n]["x-pii"] == f.pii
+            if f.kind in ("int", "epoch_ms"):
+                prop = payload["properties"][n]
+                assert prop["maximum"] <= 2**63 - 1 and prop["minimum"] >= -(2**63)
 
 
 # --- spec -------------------------------------------------------------------------------------------------------

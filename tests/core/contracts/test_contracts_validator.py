@@ -147,7 +147,8 @@ def test_missing_payload_field(ps):
 
 
 @pytest.mark.parametrize("field,value", [("event_id", 5), ("schema_version", "1"), ("schema_version", True),
-                                         ("event_time", 1.7e12), ("event_time", "1760000000000"),
+                                         ("schema_version", 1.5), ("event_time", 1.7e12 + 0.5),
+                                         ("event_time", "1760000000000"),
                                          ("producer_time", None), ("account_id", 123), ("source", []),
                                          ("payload", [])])
 def test_wrong_envelope_type(field, value, ps):
@@ -157,9 +158,43 @@ def test_wrong_envelope_type(field, value, ps):
 
 def test_wrong_payload_type(ps):
     ev = valid_event("payment_missed")
-    ev["payload"]["days_past_due"] = 3.0  # int field: floats are refused
+    ev["payload"]["days_past_due"] = 3.5  # int field: a float with a fraction is refused
     r = reason(ev, ps)
     assert r.reason == "wrong_type" and "'days_past_due'" in r.message and "integer" in r.message
+
+
+def test_integral_floats_are_integers(ps):
+    # JSON Schema (and JSON) do not tell 3.0 from 3: riskstream takes both and the parsed event holds the int.
+    ev = valid_event("milestone_report", schema_version=1.0, event_time=float(T), producer_time=float(T))
+    ev["payload"].update(planned_date=float(NOW), actual_date=-0.0)
+    out = parse(ev, ps)
+    assert out["schema_version"] == 1 and out["event_time"] == out["producer_time"] == T
+    assert out["payload"]["planned_date"] == NOW and out["payload"]["actual_date"] == 0
+    for k in ("schema_version", "event_time", "producer_time"):
+        assert type(out[k]) is int
+    assert type(out["payload"]["planned_date"]) is int and type(out["payload"]["actual_date"]) is int
+    pm = valid_event("payment_missed")
+    pm["payload"]["days_past_due"] = 3.0
+    assert parse(encode_event(pm).replace(b"3.0", b"3E0"), ps)["payload"]["days_past_due"] == 3
+    assert orjson.dumps(parse(pm, ps)) == orjson.dumps(parse(encode_event(pm).replace(b"3.0", b"3"), ps))
+
+
+@pytest.mark.parametrize("type_name,field,value", [
+    ("payment_missed", "days_past_due", 2**63), ("payment_missed", "days_past_due", 2**64 - 1),
+    ("payment_missed", "days_past_due", 1e19), ("statement_issued", "due_date", 2**63),
+    ("statement_issued", "due_date", 9.3e18), ("milestone_report", "actual_date", 2**64 - 1),
+])
+def test_integers_beyond_int64_are_out_of_range(type_name, field, value, ps):
+    ev = valid_event(type_name)
+    ev["payload"][field] = value
+    r = reason(ev, ps)
+    assert r.reason == "invalid_value" and f"'{field}'" in r.message and "64-bit" in r.message
+
+
+@pytest.mark.parametrize("field", ["event_time", "producer_time", "schema_version"])
+@pytest.mark.parametrize("value", [2**63, 2**64 - 1, 1e19])
+def test_envelope_integers_beyond_int64_are_out_of_range(field, value, ps):
+    assert reason(valid_event("drawdown", **{field: value}), ps).reason == "invalid_value"
 
 
 @pytest.mark.parametrize("type_name,field,value", [
