@@ -324,7 +324,8 @@ def test_breaker_trips_holds_and_releases_only_on_reset(pipeline, downstream_of,
     audit = tmp_path / "actuator-audit.jsonl"
     aport = free_port()
     worker = pipeline.start("worker", "--policy", str(policy), "--audit-log", str(tmp_path / "worker-audit.jsonl"))
-    act = pipeline.start("actuator", "--audit-log", str(audit), metrics_port=aport)
+    # 20 CLOSE/FREEZE a minute over 4 partitions: 5 in one partition trip it, and it trips the others.
+    act = pipeline.start("actuator", "--audit-log", str(audit), "--breaker-max-count", "20", metrics_port=aport)
     down = downstream_of(pipeline)
     worker.wait_ready(timeout=120)
     act.wait_ready(timeout=120)
@@ -431,6 +432,8 @@ def test_breaker_trips_holds_and_releases_only_on_reset(pipeline, downstream_of,
     if t["active_accounts"] * 4 < 0.5 * len(acc.ids):
         deviations.append(f"breaker share uses active_accounts={t['active_accounts']} for one of 4 partitions, "
                           f"far below a quarter of the {len(acc.ids)} active accounts")
+    if t["cause"] != "count":
+        deviations.append(f"the first trip's cause is {t['cause']}, expected the count (5 in one partition)")
     if kinds[("breaker", "dropped")] != len(held3):
         deviations.append(f"{len(held3)} dropped commands were not fed back to their lines as {{'kind': 'dropped'}} "
                           f"(breaker/dropped audit records: {kinds[('breaker', 'dropped')]}): those lines stay CLOSED "

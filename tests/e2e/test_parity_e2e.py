@@ -162,8 +162,21 @@ def test_live_and_offline_make_the_same_decisions_and_commands(kafka_pipeline, t
           f"model versions {models}; champion policy versions {policies}")
     assert trips >= 1 and len(models) >= 2 and len(policies) >= 3
     assert dup_commands == 0
-    assert not d_diff, [(i, live_d.get(i) and decision_fields(live_d[i]),
-                         offline["decisions"].get(i) and decision_fields(offline["decisions"][i])) for i in d_diff[:5]]
+    if d_diff:
+        by_event = {(d.get("account_id"), d.get("event_id"), d.get("role")): d for d in offline["decisions"].values()}
+        for i in d_diff[:10]:
+            lv, off = live_d.get(i), offline["decisions"].get(i)
+            d = lv or off
+            other = by_event.get((d.get("account_id"), d.get("event_id"), d.get("role")))
+            print(f"differs {i}: live {lv and decision_fields(lv)} event_time {d.get('event_time')}\n"
+                  f"   offline {off and decision_fields(off)}\n   offline for the same event "
+                  f"{other and (other.get('decision_id'), decision_fields(other))}")
+        for proc_log in sorted((tmp_path / "run").glob("*.log")):
+            for line in proc_log.read_text().splitlines():
+                if any(w in line for w in ("not caught up", "context ready", "hot-swapped", "policy reloaded",
+                                           "refused", "first batch")):
+                    print(f"{proc_log.name}: {line[:240]}")
+    assert not d_diff, d_diff[:5]
     assert not c_diff, c_diff[:5]
 
 

@@ -56,10 +56,11 @@ def breaker_key(partition: int) -> bytes:
 
 
 def new_breaker(config: PipelineConfig) -> MassCloseBreaker:
-    """One partition's breaker: the configured limits, divided evenly over the partitions."""
+    """One partition's breaker: its share of the absolute limit; the share of active accounts is the same, and it
+    counts from the same minimum number of commands (a small partition must not trip on a handful of closes)."""
     n = config.partitions
     return MassCloseBreaker(config.breaker_max_share, max(1, math.ceil(config.breaker_max_count / n)),
-                            min_count_for_share=max(1, math.ceil(config.breaker_min_count_for_share / n)))
+                            min_count_for_share=config.breaker_min_count_for_share)
 
 
 def trip_announcement(partition: int, breaker: MassCloseBreaker, now: int) -> Out:

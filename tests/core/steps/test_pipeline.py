@@ -147,7 +147,7 @@ def _close(i, t, account=None):
 def test_breaker_is_per_partition_and_its_state_is_in_the_table():
     """One breaker per decisions partition, kept under breaker_key(p): a restarted actuator (or another process
     taking the partition over) reads it back, held commands included; a drop reset undoes each held command."""
-    cfg = PipelineConfig(breaker_max_count=8, partitions=4)  # 2 per partition
+    cfg = PipelineConfig(breaker_max_count=8, partitions=4)  # 2 per partition (the share needs 10: not reached)
     table, sent = {}, SentCommands()
     closes = [Decision(f"a{i}".encode(), orjson.dumps(_close(i, 1000 + i)), 1, i) for i in range(5)]
     r1 = actuate_batch(cfg, table.get, closes[:3], sent)
