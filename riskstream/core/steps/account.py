@@ -78,6 +78,8 @@ def account_batch(ctx: Context, get: Callable[[bytes], bytes | None], batch, *, 
         p = rec.partition
         if p not in seen:
             seen[p] = orjson.loads(read(versions_key(p)) or b'{"upto": -1, "history": []}')
+            # First in the batch's writes: a crash that keeps an account's record keeps the versions behind it.
+            dirty[versions_key(p)] = b""
         vrec = seen[p]
         if rec.offset <= vrec["upto"]:
             use = ctx.at_versions(_versions_at(vrec["history"], rec.offset) or versions)  # re-read after a crash
