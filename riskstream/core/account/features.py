@@ -36,7 +36,9 @@ from riskstream.core.market import (
     value_as_of,
 )
 from riskstream.core.account.state import AccountState
-from riskstream.core.windows import DAY, HOUR, VALUE_SCALE, FeatureConfig, aggregate, default_config
+from riskstream.core.durations import DAY, HOUR
+from riskstream.core.windows.buckets import VALUE_SCALE, aggregate
+from riskstream.core.windows.spec import FeatureConfig, default_config
 
 __all__ = ["BEHAVIOUR_FEATURES", "FEATURES", "compute_features", "feature_hash", "features_markdown"]
 
