@@ -1,4 +1,5 @@
-"""The words a policy file may use: facts, operators, actions and durations.
+"""The words a policy file may use: facts, operators, actions and durations (the one grammar of
+:mod:`riskstream.core.durations`).
 
 >>> parse_duration("36h")
 129600000
@@ -8,7 +9,7 @@ True
 
 from __future__ import annotations
 
-import re
+from riskstream.core.durations import parse_duration
 
 #: Numeric facts the feature layer computes per account or facility.
 FEATURE_FACTS = (
@@ -52,31 +53,3 @@ ACTION_PARAMS = {
     "WARN": {"grace": "duration"},
     "REVIEW": {"queue": "text"},
 }
-
-_UNIT_MS = {"ms": 1, "s": 1_000, "m": 60_000, "h": 3_600_000, "d": 86_400_000, "w": 604_800_000}
-_DURATION = re.compile(r"(\d+)(ms|s|m|h|d|w)")
-
-
-def parse_duration(text) -> int:
-    """Milliseconds in a duration such as "90s", "24h", "7d" or "1d12h"; raises ValueError otherwise.
-
-    A bare integer is taken as milliseconds. Zero ("0s") is allowed.
-    """
-    if isinstance(text, bool):
-        raise ValueError(f"not a duration: {text!r}")
-    if isinstance(text, int):
-        if text < 0:
-            raise ValueError(f"negative duration: {text!r}")
-        return text
-    if not isinstance(text, str) or not text.strip():
-        raise ValueError(f"not a duration: {text!r}")
-    s = text.strip().replace(" ", "")
-    pos, total = 0, 0
-    for m in _DURATION.finditer(s):
-        if m.start() != pos:
-            break
-        total += int(m.group(1)) * _UNIT_MS[m.group(2)]
-        pos = m.end()
-    if pos != len(s) or pos == 0:
-        raise ValueError(f"not a duration: {text!r} (use e.g. 90s, 15m, 24h, 7d, 1d12h)")
-    return total
