@@ -67,6 +67,8 @@ CASES = [
     (FeaturesError, lambda tmp: load_features(tmp / "missing.yaml"), FILE),
     (ModelConfigError, lambda tmp: load_models(_write("m.yaml", "scorer: {kind: forest}")(tmp)), "scorer.kind"),
     (ModelConfigError, lambda tmp: load_models(_write("m.yaml", "labels: {bad_dpd: -1}")(tmp)), "labels.bad_dpd"),
+    (ModelConfigError, lambda tmp: load_models(_write("m.yaml", "anomaly: {limits: {dscr: [0, 1]}}")(tmp)),
+     "anomaly.limits.dscr"),
     (ModelConfigError, lambda tmp: load_models(_write("m.yaml", "- a list")(tmp)), TOP),
     (ModelConfigError, lambda tmp: load_models(_write("m.yaml", "scorer: [1")(tmp)), FILE),
     (ModelConfigError, lambda tmp: load_models(tmp / "missing.yaml"), FILE),

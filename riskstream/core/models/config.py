@@ -1,7 +1,8 @@
 """Model configuration: the bundled `riskstream/data/models.yaml`, optionally overlaid by an operator file.
 
 Invalid values are refused with `ModelConfigError`, in the one operator-error format
-``FILE: FIELD: problem. Fix: ...``.
+``FILE: FIELD: problem. Fix: ...``. ``anomaly.limits`` must name exactly the features the declared feature list
+gives the anomaly model (`riskstream.core.account.feature_list.BEHAVIOUR_FEATURES`).
 
 >>> cfg = load_config()
 >>> cfg["scorer"]["kind"]
@@ -20,6 +21,7 @@ import pathlib
 
 import yaml
 
+from riskstream.core.account.feature_list import BEHAVIOUR_FEATURES
 from riskstream.core.errors import TOP, OperatorError, read_yaml
 from riskstream.data import MODELS
 
@@ -76,11 +78,21 @@ def validate_config(cfg: dict, source: str = "<config>") -> dict:
                 if (section, name) in _POSITIVE and value <= 0:
                     raise ModelConfigError(source, where, f"must be > 0 (got {value})", f"use e.g. {default}")
     limits = cfg["anomaly"].get("limits") or {}
+    if not isinstance(limits, dict):
+        raise ModelConfigError(source, "anomaly.limits", "must be a mapping of feature to [low, high]",
+                               "write e.g. {utilisation: [0, 1.5]}")
     for feat, lim in limits.items():
+        if feat not in BEHAVIOUR_FEATURES:
+            raise ModelConfigError(source, f"anomaly.limits.{feat}", "is not an input of the anomaly model",
+                                   f"remove it, or limit one of {', '.join(BEHAVIOUR_FEATURES)}")
         if not (isinstance(lim, (list, tuple)) and len(lim) == 2 and all(isinstance(v, (int, float)) for v in lim)
                 and lim[0] < lim[1]):
             raise ModelConfigError(source, f"anomaly.limits.{feat}", "must be [low, high] with low < high",
                                    "write e.g. [0, 10]")
+    missing = [f for f in BEHAVIOUR_FEATURES if f not in limits]
+    if missing:
+        raise ModelConfigError(source, "anomaly.limits", f"no limits for {', '.join(missing)}",
+                               "give every anomaly input a [low, high], e.g. " + f"{missing[0]}: [0, 10]")
     return cfg
 
 

@@ -1,25 +1,21 @@
-"""The words a policy file may use: facts, operators, actions and durations (the one grammar of
-:mod:`riskstream.core.durations`).
+"""The words a policy file may use: facts, operators, actions and durations.
 
->>> parse_duration("36h")
-129600000
->>> parse_duration("1d12h") == parse_duration("36h")
+The feature facts are the declared feature list (:mod:`riskstream.core.account.feature_list`); durations are the
+one grammar of :mod:`riskstream.core.durations`.
+
+>>> "drawdown_sum_30d" in NUMERIC_FACTS, "pd" in NUMERIC_FACTS, "segment" in STRING_FACTS
+(True, True, True)
+>>> parse_duration("1d12h") == parse_duration("36h") == 129_600_000
 True
 """
 
 from __future__ import annotations
 
+from riskstream.core.account.feature_list import FEATURE_NAMES
 from riskstream.core.durations import parse_duration
 
-#: Numeric facts the feature layer computes per account or facility.
-FEATURE_FACTS = (
-    "drawdown_sum_1h", "drawdown_count_1h", "drawdown_velocity_ratio", "utilisation",
-    "failed_logins_24h", "distinct_devices_7d", "new_device_before_drawdown",
-    "days_past_due", "missed_payments_90d", "partial_payments_90d", "payment_to_due_ratio_90d",
-    "days_since_last_payment", "bureau_inquiries_30d", "external_delinquencies_90d", "new_debt_sum_90d",
-    "dscr", "cashflow_deviation", "milestone_slippage_days", "covenant_headroom",
-    "market_index_change_7d", "market_rate_change_30d_bp", "market_unemployment", "market_shock",
-)
+#: Numeric facts the feature layer computes per account or facility: every declared feature.
+FEATURE_FACTS = FEATURE_NAMES
 #: Numeric signals from the models and the outcome feeds.
 SIGNAL_FACTS = (
     "pd", "score", "anomaly", "drift", "dscr_forecast", "covenant_breach_in_periods",

@@ -14,6 +14,7 @@ def test_bundled_config_loads():
     ("labels: {bad_dpd: -1}", "labels.bad_dpd"),
     ("drift: {delta: fast}", "drift.delta"),
     ("anomaly: {limits: {utilisation: [1, 0]}}", "anomaly.limits.utilisation"),
+    ("anomaly: {limits: {dscr: [0, 10]}}", "anomaly.limits.dscr"),
     ("- just a list", "<top>"),
     ("scorer: [unclosed", "<file>"),
 ])
