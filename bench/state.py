@@ -14,10 +14,11 @@ from __future__ import annotations
 import random
 import time
 
+from riskstream.core.account.codec import encode_state
 from riskstream.core.account.features import compute_features
+from riskstream.core.account.state import apply_event
+from riskstream.core.durations import DAY, MINUTE
 from riskstream.core.market import apply_market, new_history
-from riskstream.core.account.state import apply_event, encode_state
-from riskstream.core.windows import DAY, MINUTE
 
 __all__ = ["bench_state"]
 

@@ -31,7 +31,8 @@ from dataclasses import dataclass, field
 
 import orjson
 
-from riskstream.core.windows import DAY, FeatureConfig, default_config
+from riskstream.core.durations import DAY
+from riskstream.core.windows.spec import FeatureConfig, default_config
 
 __all__ = [
     "MARKET_LOOKBACK",

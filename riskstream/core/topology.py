@@ -1,7 +1,8 @@
 """topology.yaml: the one source of truth for topics, their configs, and the agents that use them.
 
-`load_topology` parses and validates the file and refuses bad data with a message that names the file, the field and
-the fix. `apply_topology` creates missing topics and reports drift of existing ones (it never deletes or shrinks).
+`load_topology` parses and validates the file and refuses bad data with a `TopologyError` in the one operator-error
+format, ``FILE: FIELD: problem. Fix: ...``. `apply_topology` creates missing topics and reports drift of existing
+ones (it never deletes or shrinks).
 
 >>> topo = load_topology(DEFAULT_PATH)
 >>> topo.topic("riskstream.decisions").partitions
@@ -17,8 +18,7 @@ import difflib
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from riskstream.core.errors import TOP, OperatorError, read_yaml
 from riskstream.data import TOPOLOGY
 
 DEFAULT_PATH = TOPOLOGY
@@ -38,8 +38,8 @@ TOPIC_FIELDS = {"key", "partitions", "replication", "configs", "description"}
 AGENT_FIELDS = {"group", "reads", "writes", "tables", "description"}
 
 
-class TopologyError(ValueError):
-    """topology.yaml is invalid; the message names the file, the field and the fix."""
+class TopologyError(OperatorError):
+    """topology.yaml cannot be used: ``FILE: FIELD: problem. Fix: ...``."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -86,22 +86,16 @@ def _hint(word: str, choices) -> str:
 def load_topology(path: str | Path | None = None) -> Topology:
     """Load and validate a topology file; None means the one shipped in the package."""
     path = Path(path) if path is not None else DEFAULT_PATH
-    where = str(path)
-    try:
-        doc = yaml.safe_load(path.read_text())
-    except FileNotFoundError:
-        raise TopologyError(f"{where}: file not found. Fix: pass --file with the path to topology.yaml") from None
-    except yaml.YAMLError as exc:
-        raise TopologyError(f"{where}: not valid YAML ({exc}). Fix: correct the YAML syntax") from None
-    return parse_topology(doc, where)
+    doc = read_yaml(path, error=TopologyError, fix="pass --file with the path to a readable topology.yaml")
+    return parse_topology(doc, str(path))
 
 
 def parse_topology(doc: Any, where: str = "topology.yaml") -> Topology:
     def err(field: str, problem: str, fix: str) -> TopologyError:
-        return TopologyError(f"{where}: field '{field}': {problem}. Fix: {fix}")
+        return TopologyError(where, field, problem, fix)
 
     if not isinstance(doc, dict):
-        raise err("<root>", "the file must be a mapping", "start with 'version: 1', 'app:', 'topics:' and 'agents:'")
+        raise err(TOP, "the file must be a mapping", "start with 'version: 1', 'app:', 'topics:' and 'agents:'")
     for top in doc:
         if top not in {"version", "app", "defaults", "topics", "agents"}:
             raise err(top, "unknown top-level field", "remove it or use one of version, app, defaults, topics, "

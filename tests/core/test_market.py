@@ -19,7 +19,8 @@ from riskstream.core.market import (
     value_as_of,
 )
 from riskstream.core.account.state import apply_event
-from riskstream.core.windows import DAY, HOUR, MINUTE, default_config
+from riskstream.core.durations import DAY, HOUR, MINUTE
+from riskstream.core.windows import default_config
 
 
 def mkt(etype: str, entity: str, t: int, value: float, eid: str | None = None) -> dict:

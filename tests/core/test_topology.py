@@ -51,7 +51,7 @@ def test_errors_name_the_field(mutate, field):
     mutate(d)
     with pytest.raises(TopologyError) as exc:
         parse_topology(d, "t.yaml")
-    assert f"field '{field}'" in str(exc.value) and "Fix:" in str(exc.value)
+    assert exc.value.field == field and str(exc.value).startswith(f"t.yaml: {field}: ") and ". Fix: " in str(exc.value)
 
 
 def test_apply_is_idempotent_and_reports_drift(broker):

@@ -9,17 +9,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from riskstream.core.account.state import apply_event
-from riskstream.core.windows import (
-    DAY,
-    HOUR,
-    MINUTE,
-    ConfigError,
-    aggregate,
-    default_config,
-    load_config,
-    load_config_text,
-    parse_duration,
-)
+from riskstream.core.durations import DAY, HOUR, MINUTE
+from riskstream.core.windows import FeaturesError, add_event, aggregate, default_config, load_config, load_config_text
 
 TEST_YAML = """
 version: 1
@@ -54,49 +45,43 @@ def test_default_config_loads_and_declares_feature_windows():
     assert cfg.shock_drop == pytest.approx(0.20)
 
 
-def test_parse_duration():
-    assert parse_duration("5m") == 5 * MINUTE
-    assert parse_duration("24h") == DAY
-    assert parse_duration(1500) == 1500
-    with pytest.raises(ConfigError):
-        parse_duration("soon")
-
-
 @pytest.mark.parametrize("text, field, fix", [
     ("version: 2\nwindows: []", "version", "version: 1"),
     ("version: 1\nwindows: []", "windows", "declare at least one window"),
     ("version: 1\nallowed_lateness: 1 hour\nwindows: [{name: a, events: [x], granularity: 1m, horizons: [1m], "
-     "aggregates: [count]}]", "allowed_lateness", "<integer><unit>"),
+     "aggregates: [count]}]", "allowed_lateness", "1d12h"),
+    ("version: 1\nallowed_lateness: 0s\nwindows: [{name: a, events: [x], granularity: 1m, horizons: [1m], "
+     "aggregates: [count]}]", "allowed_lateness", "above zero"),
     ("version: 1\nwindows: [{name: a, events: [x], granularity: 5m, horizons: [7m], aggregates: [count]}]",
-     "windows[0] (a).horizons", "multiples of the granularity"),
+     "windows[a].horizons", "multiples of the granularity"),
     ("version: 1\nwindows: [{name: a, events: [x], granularity: 5m, horizons: [5m], aggregates: [sum]}]",
-     "windows[0] (a).aggregates", "value:"),
+     "windows[a].aggregates", "value:"),
     ("version: 1\nwindows: [{name: a, events: [x], granularity: 5m, horizons: [5m], aggregates: [median]}]",
-     "windows[0] (a).aggregates", "count"),
+     "windows[a].aggregates", "count"),
     ("version: 1\nwindows: [{name: a, events: [x], granularity: 5m, horizons: [5m], aggregates: [distinct]}]",
-     "windows[0] (a).aggregates", "distinct:"),
+     "windows[a].aggregates", "distinct:"),
     ("version: 1\nwindows: [{name: a, events: [x], granularity: 5m, horizons: [5m], aggregates: [count], "
      "colour: red}]", "windows[0].colour", "remove it"),
     ("version: 1\nwindows: [{name: a, events: [x], granularity: 5m, horizons: [5m], aggregates: [count]}, "
-     "{name: a, events: [y], granularity: 5m, horizons: [5m], aggregates: [count]}]", "windows (a).name",
+     "{name: a, events: [y], granularity: 5m, horizons: [5m], aggregates: [count]}]", "windows[1].name",
      "own name"),
     ("version: 1\nmarket: {shock_drop: 1.5}\nwindows: [{name: a, events: [x], granularity: 5m, horizons: [5m], "
      "aggregates: [count]}]", "market.shock_drop", "in [1e-09, 1.0]"),
-    ("version: 1\nwindows: [{name: a, events: [x], granularity: 5m, horizons: [5m]", "<document>", "YAML syntax"),
+    ("version: 1\nwindows: [{name: a, events: [x], granularity: 5m, horizons: [5m]", "<file>", "YAML syntax"),
 ])
 def test_bad_config_is_refused_with_file_field_and_fix(text, field, fix):
-    with pytest.raises(ConfigError) as err:
+    with pytest.raises(FeaturesError) as err:
         load_config_text(text, source="bad.yaml")
-    assert err.value.source == "bad.yaml"
+    assert err.value.file == "bad.yaml"
     assert err.value.field == field
     assert fix in err.value.fix
-    assert str(err.value).startswith("bad.yaml: ")
+    assert str(err.value).startswith(f"bad.yaml: {field}: ")
 
 
 def test_config_missing_a_feature_window_is_refused(tmp_path):
     path = tmp_path / "features.yaml"
     path.write_text(TEST_YAML.format(lateness="1h"))
-    with pytest.raises(ConfigError) as err:
+    with pytest.raises(FeaturesError) as err:
         load_config(path)
     assert str(path) in str(err.value) and "drawdown_short" in str(err.value)
     assert load_config(path, required=()).by_name["hourly"].horizons == (HOUR, 6 * HOUR, DAY)
@@ -106,7 +91,6 @@ def test_bucket_aligned_window_edges():
     cfg = load_config_text(TEST_YAML.format(lateness="1h"))
     spec = cfg.by_name["hourly"]
     buckets: dict = {}
-    from riskstream.core.windows import add_event
     add_event(buckets, spec, HOUR - 1, {"amount": 1.0})        # bucket 0
     add_event(buckets, spec, HOUR, {"amount": 2.0})            # bucket 1
     # as of any time in bucket 1, the 1h window is bucket 1 only

@@ -3,8 +3,9 @@
 ``compute_features(state, as_of=..., market=...)`` reads the account's windows (see riskstream.core.windows), its latest
 values (riskstream.core.account.state) and the global market history (riskstream.core.market) as of ``as_of``. Pass the account's
 watermark (``state.watermark``) as ``as_of``: then replay and any arrival order within the allowed lateness give the
-same features. Features that do not apply to the account's product are 0.0. The names in :data:`FEATURES` are a
-contract with the model and policy modules.
+same features. Features that do not apply to the account's product are 0.0. The names are declared once, in
+:mod:`riskstream.core.account.feature_list`; importing this module checks that ``compute_features`` emits exactly
+those names, in that order.
 
 >>> from riskstream.core.account.state import apply_event
 >>> ev = lambda i, t, type, **p: {"event_id": str(i), "type": type, "family": "behaviour", "entity": "a",
@@ -35,52 +36,14 @@ from riskstream.core.market import (
     sector_key,
     value_as_of,
 )
-from riskstream.core.account.state import AccountState
-from riskstream.core.windows import DAY, HOUR, VALUE_SCALE, FeatureConfig, aggregate, default_config
+from riskstream.core.account.feature_list import BEHAVIOUR_FEATURES, FEATURE_NAMES, FEATURES, features_markdown
+from riskstream.core.account.state import AccountState, open_account
+from riskstream.core.durations import DAY, HOUR
+from riskstream.core.windows.buckets import VALUE_SCALE, aggregate
+from riskstream.core.windows.spec import FeatureConfig, default_config
 
-__all__ = ["BEHAVIOUR_FEATURES", "FEATURES", "compute_features", "feature_hash", "features_markdown"]
+__all__ = ["BEHAVIOUR_FEATURES", "FEATURES", "FEATURE_NAMES", "compute_features", "feature_hash", "features_markdown"]
 
-FEATURES: dict[str, str] = {
-    "drawdown_sum_1h": "sum of drawdown amounts in the last hour (5-min buckets)",
-    "drawdown_count_1h": "number of drawdowns in the last hour (5-min buckets)",
-    "drawdown_sum_30d": "sum of drawdown amounts in the last 30 days (1-day buckets)",
-    "drawdown_velocity_ratio": "drawdown_sum_1h / max(drawdown_sum_30d / 720, velocity_baseline_floor): last hour "
-                               "versus the account's hourly baseline",
-    "utilisation": "max(outstanding balance estimate, 0) / limit (0 when limit is 0); balance = drawdowns + "
-                   "purchases - payments",
-    "failed_logins_24h": "number of login_failed events in the last 24 hours (1-hour buckets)",
-    "distinct_devices_7d": "distinct device fingerprint hashes in login, login_failed and device_change over 7 days",
-    "new_device_before_drawdown": "1 if a device_change or contact_change happened within new_device_lookback "
-                                  "(24h) before (or at) the latest drawdown, else 0",
-    "days_past_due": "days past due of the latest payment_missed plus whole days since it, 0 once a later payment "
-                     "clears the due amount (payment_received, or payment_partial with amount >= amount_due)",
-    "missed_payments_90d": "number of payment_missed events in the last 90 days",
-    "partial_payments_90d": "number of payment_partial events in the last 90 days",
-    "payment_to_due_ratio_90d": "payments (received + partial) over 90 days / statement amounts due over 90 days, "
-                                "capped at 10; 1 when nothing was due",
-    "days_since_last_payment": "days since the latest payment (since the account was opened if never paid)",
-    "bureau_inquiries_30d": "number of bureau_inquiry events in the last 30 days",
-    "external_delinquencies_90d": "number of external_delinquency events in the last 90 days",
-    "new_debt_sum_90d": "sum of new_debt amounts in the last 90 days",
-    "dscr": "project facilities: ebitda / debt_service of the latest financial_statement (0 without one)",
-    "cashflow_deviation": "project facilities: (actual - plan) / |plan| of the latest cashflow_actual "
-                          "(0 without one or when plan is 0)",
-    "milestone_slippage_days": "project facilities: days the latest milestone_report is behind plan: actual_date "
-                               "- planned_date, or as_of - planned_date while not reached; never below 0",
-    "covenant_headroom": "project facilities: smallest (value - threshold) / |threshold| over the latest test of "
-                         "each covenant, sign flipped for 'max' covenants (0 without tests)",
-    "market_index_change_7d": "sector index of the account's segment as of as_of / its value 7 days before - 1 "
-                              "(0 if either is unknown)",
-    "market_rate_change_30d_bp": "change of the segment's (else the benchmark 'all') rate over 30 days, in basis "
-                                 "points",
-    "market_unemployment": "macro_indicator|unemployment as of as_of, percent (0 if unknown)",
-    "market_shock": "1 if the segment's sector index as of as_of is >= shock_drop (20%) below its highest value in "
-                    "the preceding 7 days, else 0",
-}
-
-#: The behaviour features the anomaly model learns from (sampled behaviour events on the labels topic).
-BEHAVIOUR_FEATURES = ("drawdown_sum_1h", "drawdown_count_1h", "drawdown_velocity_ratio", "utilisation",
-                      "failed_logins_24h", "distinct_devices_7d", "new_device_before_drawdown")
 _PROJECT = "project_facility"
 _VELOCITY_HOURS = 30 * 24
 _RATIO_CAP = 10.0
@@ -92,7 +55,7 @@ def _agg(state: AccountState, cfg: FeatureConfig, name: str, horizon: int, as_of
 
 def compute_features(state: AccountState, *, as_of: int, market: MarketHistory | None,
                      config: FeatureConfig | None = None) -> dict[str, float]:
-    """All :data:`FEATURES` as floats, as of ``as_of`` (epoch ms; use the account watermark).
+    """Every declared feature (:data:`FEATURE_NAMES`) as a float, as of ``as_of`` (epoch ms; use the account watermark).
 
     Windows are exact for ``as_of >= state.watermark - allowed_lateness`` (older buckets have expired).
     """
@@ -196,8 +159,18 @@ def feature_hash(features: dict[str, float]) -> str:
     return hashlib.blake2b(orjson.dumps(clean, option=orjson.OPT_SORT_KEYS), digest_size=8).hexdigest()
 
 
-def features_markdown() -> str:
-    """The feature table of docs/features.md, generated from :data:`FEATURES`."""
-    rows = ["| feature | definition |", "|---|---|"]
-    rows += [f"| `{name}` | {definition} |" for name, definition in FEATURES.items()]
-    return "\n".join(rows) + "\n"
+def check_emitted(config: FeatureConfig | None = None) -> None:
+    """Raise if ``compute_features`` does not emit exactly the declared :data:`FEATURE_NAMES`, in their order.
+
+    The names do not depend on the events (a feature that does not apply is 0.0), so one fresh account tells.
+    """
+    opened = {"event_id": "check", "type": "account_opened", "event_time": 0, "payload": {}}
+    emitted = tuple(compute_features(open_account(opened, config=config), as_of=0, market=None, config=config))
+    if emitted != FEATURE_NAMES:
+        missing = [n for n in FEATURE_NAMES if n not in emitted]
+        extra = [n for n in emitted if n not in FEATURE_NAMES]
+        raise RuntimeError(f"compute_features and riskstream.core.account.feature_list disagree: not emitted "
+                           f"{missing}, not declared {extra}" + ("" if missing or extra else ", or their order"))
+
+
+check_emitted()

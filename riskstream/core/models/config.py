@@ -1,10 +1,16 @@
 """Model configuration: the bundled `riskstream/data/models.yaml`, optionally overlaid by an operator file.
 
-Invalid values are refused with `ModelConfigError`, naming the file, the field and the fix.
+Invalid values are refused with `ModelConfigError`, in the one operator-error format
+``FILE: FIELD: problem. Fix: ...``. ``anomaly.limits`` must name exactly the features the declared feature list
+gives the anomaly model (`riskstream.core.account.feature_list.BEHAVIOUR_FEATURES`).
 
 >>> cfg = load_config()
 >>> cfg["scorer"]["kind"]
 'logistic'
+>>> validate_config({**cfg, "scorer": {**cfg["scorer"], "kind": "forest"}}, "models.yaml")
+Traceback (most recent call last):
+...
+riskstream.core.models.config.ModelConfigError: models.yaml: scorer.kind: 'forest' is not allowed. Fix: use one of logistic, tree
 
 """
 
@@ -15,6 +21,8 @@ import pathlib
 
 import yaml
 
+from riskstream.core.account.feature_list import BEHAVIOUR_FEATURES
+from riskstream.core.errors import TOP, OperatorError, read_yaml
 from riskstream.data import MODELS
 
 __all__ = ["ModelConfigError", "load_config", "DEFAULT_CONFIG_PATH", "validate_config"]
@@ -36,8 +44,8 @@ _POSITIVE = {
 }
 
 
-class ModelConfigError(ValueError):
-    """The model configuration is invalid; the message names the file, the field and the fix."""
+class ModelConfigError(OperatorError):
+    """The model configuration cannot be used: ``FILE: FIELD: problem. Fix: ...``."""
 
 
 def _merge(base: dict, over: dict) -> dict:
@@ -55,24 +63,36 @@ def validate_config(cfg: dict, source: str = "<config>") -> dict:
     defaults = yaml.safe_load(DEFAULT_CONFIG_PATH.read_text())
     for section, fields in defaults.items():
         if not isinstance(cfg.get(section), dict):
-            raise ModelConfigError(f"{source}: field '{section}' must be a mapping; fix: copy it from {DEFAULT_CONFIG_PATH}")
+            raise ModelConfigError(source, section, "must be a mapping", f"copy it from {DEFAULT_CONFIG_PATH}")
         for name, default in fields.items():
             value = cfg[section].get(name)
-            where = f"{source}: field '{section}.{name}'"
+            where = f"{section}.{name}"
             if (section, name) in _CHOICES:
                 if value not in _CHOICES[(section, name)]:
-                    raise ModelConfigError(f"{where} is {value!r}; fix: use one of {', '.join(_CHOICES[(section, name)])}")
+                    raise ModelConfigError(source, where, f"{value!r} is not allowed",
+                                           f"use one of {', '.join(_CHOICES[(section, name)])}")
             elif isinstance(default, (int, float)) and not isinstance(default, bool):
                 if isinstance(value, bool) or not isinstance(value, (int, float)):
-                    raise ModelConfigError(f"{where} must be a number (got {type(value).__name__}); fix: e.g. {default}")
+                    raise ModelConfigError(source, where, f"must be a number (got {type(value).__name__})",
+                                           f"write a number, e.g. {default}")
                 if (section, name) in _POSITIVE and value <= 0:
-                    raise ModelConfigError(f"{where} must be > 0 (got {value}); fix: e.g. {default}")
+                    raise ModelConfigError(source, where, f"must be > 0 (got {value})", f"use e.g. {default}")
     limits = cfg["anomaly"].get("limits") or {}
+    if not isinstance(limits, dict):
+        raise ModelConfigError(source, "anomaly.limits", "must be a mapping of feature to [low, high]",
+                               "write e.g. {utilisation: [0, 1.5]}")
     for feat, lim in limits.items():
+        if feat not in BEHAVIOUR_FEATURES:
+            raise ModelConfigError(source, f"anomaly.limits.{feat}", "is not an input of the anomaly model",
+                                   f"remove it, or limit one of {', '.join(BEHAVIOUR_FEATURES)}")
         if not (isinstance(lim, (list, tuple)) and len(lim) == 2 and all(isinstance(v, (int, float)) for v in lim)
                 and lim[0] < lim[1]):
-            raise ModelConfigError(f"{source}: field 'anomaly.limits.{feat}' must be [low, high] with low < high; "
-                                   f"fix: e.g. [0, 10]")
+            raise ModelConfigError(source, f"anomaly.limits.{feat}", "must be [low, high] with low < high",
+                                   "write e.g. [0, 10]")
+    missing = [f for f in BEHAVIOUR_FEATURES if f not in limits]
+    if missing:
+        raise ModelConfigError(source, "anomaly.limits", f"no limits for {', '.join(missing)}",
+                               "give every anomaly input a [low, high], e.g. " + f"{missing[0]}: [0, 10]")
     return cfg
 
 
@@ -82,14 +102,9 @@ def load_config(path: str | pathlib.Path | None = None) -> dict:
     source = str(DEFAULT_CONFIG_PATH)
     if path is not None:
         source = str(path)
-        try:
-            over = yaml.safe_load(pathlib.Path(path).read_text()) or {}
-        except yaml.YAMLError as exc:
-            raise ModelConfigError(f"{source}: not valid YAML ({exc}); fix: check indentation and quoting") from None
-        except OSError as exc:
-            raise ModelConfigError(f"{source}: cannot be read ({exc.strerror}); fix: pass an existing file") from None
+        over = read_yaml(path, error=ModelConfigError, fix="pass the path of a readable models.yaml") or {}
         if not isinstance(over, dict):
-            raise ModelConfigError(f"{source}: top level must be a mapping of sections (scorer, labels, ...); "
-                                   f"fix: see {DEFAULT_CONFIG_PATH}")
+            raise ModelConfigError(source, TOP, "must be a mapping of sections (scorer, labels, ...)",
+                                   f"see {DEFAULT_CONFIG_PATH}")
         cfg = _merge(cfg, over)
     return validate_config(cfg, source)

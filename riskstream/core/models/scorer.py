@@ -24,37 +24,13 @@ import math
 
 from river import linear_model, optim, preprocessing, stats
 
+from riskstream.core.account.feature_list import REASON_TEXT
 from riskstream.core.models.config import load_config
 
 __all__ = ["Reason", "Score", "Scorer", "make_scorer", "pd_to_score", "FEATURE_TEXT"]
 
-# Plain words per feature, phrased for a value that RAISES risk.
-FEATURE_TEXT = {
-    "drawdown_sum_1h": "large drawdowns in the last hour",
-    "drawdown_count_1h": "many drawdowns in the last hour",
-    "drawdown_sum_30d": "large drawdowns in the last 30 days",
-    "drawdown_velocity_ratio": "drawdowns much faster than usual",
-    "utilisation": "credit line utilisation",
-    "failed_logins_24h": "failed logins in the last 24 hours",
-    "distinct_devices_7d": "many different devices in the last 7 days",
-    "new_device_before_drawdown": "a drawdown right after a new device appeared",
-    "days_past_due": "days past due",
-    "missed_payments_90d": "missed payments in the last 90 days",
-    "partial_payments_90d": "partial payments in the last 90 days",
-    "payment_to_due_ratio_90d": "share of amounts due actually paid (90 days)",
-    "days_since_last_payment": "time since the last payment",
-    "bureau_inquiries_30d": "credit bureau inquiries in the last 30 days",
-    "external_delinquencies_90d": "delinquencies at other lenders (90 days)",
-    "new_debt_sum_90d": "new debt taken elsewhere (90 days)",
-    "dscr": "debt service coverage ratio",
-    "cashflow_deviation": "cash flow deviating from plan",
-    "milestone_slippage_days": "project milestones slipping",
-    "covenant_headroom": "covenant headroom",
-    "market_index_change_7d": "sector index move over 7 days",
-    "market_rate_change_30d_bp": "interest rate rise over 30 days",
-    "market_unemployment": "unemployment rate",
-    "market_shock": "a market shock in force",
-}
+# Plain words per feature, phrased for a value that RAISES risk: from the declared feature list.
+FEATURE_TEXT = REASON_TEXT
 
 _DEFAULTS = load_config()["scorer"]
 

@@ -3,7 +3,7 @@
 >>> from riskstream.data import DEFAULT_POLICY
 >>> holder = PolicyHolder(load_policy(DEFAULT_POLICY))
 >>> holder.offer("{name: broken, version: 2}", source="control:policy")
-(False, "control:policy: field 'segments': missing or empty. Fix: add 'segments: {credit_line: {thresholds: {warn_pd: .., limit_pd: .., close_pd: ..}}}'")
+(False, "control:policy: segments: missing or empty. Fix: add 'segments: {credit_line: {thresholds: {warn_pd: .., limit_pd: .., close_pd: ..}}}'")
 >>> holder.policy.name, holder.refusals
 ('retail-champion', 1)
 """

@@ -1,7 +1,8 @@
 """Read and validate a policy file into an immutable `Policy`.
 
-Everything an operator can get wrong is refused here, with an error that names the file, the rule,
-the field and the fix, so that a broken file never reaches the engine.
+Everything an operator can get wrong is refused here with a `PolicyError` in the one operator-error format,
+``FILE: FIELD: problem. Fix: ...`` (a rule's fields are ``rules[<id>].<field>``), so that a broken file never
+reaches the engine.
 
 >>> policy = load_policy('''
 ... name: tiny
@@ -22,25 +23,29 @@ the field and the fix, so that a broken file never reaches the engine.
 >>> load_policy(policy.text.replace("op: \\">=\\"", "op: \\"=>\\""), source="tiny.yaml")
 Traceback (most recent call last):
 ...
-riskstream.core.policy.loader.PolicyError: tiny.yaml: rule 'pd-warn', field 'when.all[0].op': unknown operator '=>'. Fix: use one of <, <=, >, >=, ==, !=
+riskstream.core.policy.loader.PolicyError: tiny.yaml: rules[pd-warn].when.all[0].op: unknown operator '=>'. Fix: use one of <, <=, >, >=, ==, !=
 """
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import os
 from dataclasses import dataclass, field
 from typing import Any
 
-import yaml
-
+from riskstream.core.errors import FILE, TOP, OperatorError, parse_yaml
 from riskstream.core.policy.vocabulary import (
     ACTION_PARAMS, ACTIONS, FACTS, NUMERIC_FACTS, OPS, PRODUCTS, STRING_FACTS, parse_duration,
 )
 
 
-class PolicyError(ValueError):
-    """A policy file that cannot be used; the message names the file, the rule, the field and the fix."""
+_FACT_EXAMPLES = "pd, utilisation, dscr"
+
+
+class PolicyError(OperatorError):
+    """A policy file that cannot be used: ``FILE: FIELD: problem. Fix: ...`` (in a rule, FIELD is
+    ``rules[<id>].<field>``)."""
 
 
 @dataclass(frozen=True)
@@ -118,8 +123,11 @@ class _Checker:
         self.source = source
 
     def fail(self, where: str | None, fld: str, problem: str, fix: str):
-        place = f"rule '{where}', " if where else ""
-        raise PolicyError(f"{self.source}: {place}field '{fld}': {problem}. Fix: {fix}")
+        """Refuse the policy; ``where`` is the rule (its id, or its index while it has none), None outside rules."""
+        raise PolicyError(self.source, f"rules[{where}].{fld}" if where is not None else fld, problem, fix)
+
+    def duration(self, value, fld: str) -> int:
+        return parse_duration(value, file=self.source, field=fld, error=PolicyError)
 
 
 def _number(x) -> bool:
@@ -139,17 +147,13 @@ def load_policy(text_or_path, *, source: str | None = None) -> Policy:
             with open(path, encoding="utf-8") as f:
                 text = f.read()
         except OSError as e:
-            raise PolicyError(f"{path}: cannot read the policy file ({e.strerror}). Fix: give the path of a readable YAML file") from None
+            raise PolicyError(path, FILE, f"cannot read the policy file ({e.strerror})",
+                              "give the path of a readable YAML file") from None
     source = source or "<policy>"
     c = _Checker(source)
-    try:
-        doc = yaml.safe_load(text)
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        raise PolicyError(f"{source}: not valid YAML{at}: {getattr(e, 'problem', e)}. Fix: correct the YAML syntax") from None
+    doc = parse_yaml(text, source=source, error=PolicyError)
     if not isinstance(doc, dict):
-        c.fail(None, "<top>", "the file is not a mapping", "start with 'name:', 'version:', 'mode:', 'segments:', 'actions:', 'rules:'")
+        c.fail(None, TOP, "the file is not a mapping", "start with 'name:', 'version:', 'mode:', 'segments:', 'actions:', 'rules:'")
     known_top = {"name", "version", "mode", "segments", "actions", "action_order", "rules", "description"}
     for k in doc:
         if k not in known_top:
@@ -211,7 +215,8 @@ def _margins(c: _Checker, where: str | None, fld: str, h):
     out = {}
     for fact, m in h.items():
         if fact not in NUMERIC_FACTS:
-            c.fail(where, f"{fld}.{fact}", "unknown numeric fact", "use a fact name from docs/policy.md")
+            c.fail(where, f"{fld}.{fact}", "unknown numeric fact",
+                   f"use a feature of docs/features.md or a signal of docs/policy.md, e.g. {_FACT_EXAMPLES}")
         if not _number(m) or m < 0:
             c.fail(where, f"{fld}.{fact}", f"margin {m!r} is not a number >= 0", "use a non-negative number in the fact's units")
         out[fact] = float(m)
@@ -229,10 +234,7 @@ def _actions(c: _Checker, acts) -> dict:
         body = body or {}
         if not isinstance(body, dict):
             c.fail(None, f, "not a mapping", "write e.g. '{cooldown: 24h}'")
-        try:
-            cooldown = parse_duration(body.get("cooldown", 0))
-        except ValueError:
-            c.fail(None, f"{f}.cooldown", f"bad duration {body.get('cooldown')!r}", "use e.g. 90s, 15m, 24h, 7d")
+        cooldown = c.duration(body.get("cooldown", 0), f"{f}.cooldown")
         hyst = _margins(c, None, f"{f}.hysteresis", body.get("hysteresis"))
         params = {}
         for k, v in body.items():
@@ -244,10 +246,7 @@ def _actions(c: _Checker, acts) -> dict:
                 allowed = ", ".join(["cooldown", "hysteresis", *ACTION_PARAMS[name]])
                 c.fail(None, pf, f"unknown parameter for {name}", f"use only {allowed}")
             if kind == "duration":
-                try:
-                    params[k + "_ms"] = parse_duration(v)
-                except ValueError:
-                    c.fail(None, pf, f"bad duration {v!r}", "use e.g. 90s, 15m, 24h, 7d")
+                params[k + "_ms"] = c.duration(v, pf)
                 params[k] = v
             elif kind == "fraction":
                 if not _number(v) or not 0 <= v <= 1:
@@ -304,12 +303,12 @@ def _rules(c: _Checker, rules, thresholds, actions) -> tuple:
     known = {"id", "product", "segment", "when", "action", "reason", "immediate", "hysteresis", "description"}
     for i, r in enumerate(rules):
         if not isinstance(r, dict):
-            c.fail(f"#{i + 1}", "rules", "a rule is not a mapping", "write each rule as 'id: .., when: .., action: .., reason: ..'")
+            c.fail(None, f"rules[{i}]", "a rule is not a mapping", "write each rule as 'id: .., when: .., action: .., reason: ..'")
         rid = r.get("id")
         if not isinstance(rid, str) or not rid.strip():
-            c.fail(f"#{i + 1}", "id", "missing or not a text", "give every rule a unique id such as 'pd-close'")
+            c.fail(str(i), "id", "missing or not a text", "give every rule a unique id such as 'pd-close'")
         if rid in seen:
-            c.fail(rid, "id", "duplicate rule id", "give every rule its own id")
+            c.fail(str(i), "id", f"duplicate rule id {rid!r}", "give every rule its own id")
         seen.add(rid)
         for k in r:
             if k not in known:
@@ -382,7 +381,9 @@ def _condition(c: _Checker, rid, fld, node, products, thresholds) -> Condition:
             c.fail(rid, f"{fld}.{k}", "unknown condition field", "use only fact, op, value, threshold")
     fact, op = node.get("fact"), node.get("op")
     if fact not in FACTS:
-        c.fail(rid, f"{fld}.fact", f"unknown fact {fact!r}", "use a fact name listed in docs/policy.md (e.g. pd, utilisation, dscr)")
+        close = difflib.get_close_matches(str(fact), sorted(FACTS), n=1)
+        c.fail(rid, f"{fld}.fact", f"unknown fact {fact!r}", (f"did you mean {close[0]!r}? " if close else "")
+               + f"use a feature of docs/features.md or a signal of docs/policy.md, e.g. {_FACT_EXAMPLES}")
     if op not in OPS:
         c.fail(rid, f"{fld}.op", f"unknown operator {op!r}", "use one of " + ", ".join(OPS))
     has_v, has_t = "value" in node, "threshold" in node

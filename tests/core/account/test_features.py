@@ -8,7 +8,8 @@ import pytest
 
 from riskstream.core.account.features import FEATURES, compute_features, feature_hash, features_markdown
 from riskstream.core.account.state import apply_event
-from riskstream.core.windows import DAY, HOUR, MINUTE, default_config
+from riskstream.core.durations import DAY, HOUR, MINUTE
+from riskstream.core.windows import default_config
 
 REQUIRED = [
     "drawdown_sum_1h", "drawdown_count_1h", "drawdown_sum_30d", "drawdown_velocity_ratio", "utilisation",

@@ -9,8 +9,10 @@ from hypothesis import strategies as st
 
 from riskstream.core.account.features import compute_features
 from riskstream.core.market import new_history
-from riskstream.core.account.state import RECENT_IDS, apply_event, decode_state, encode_state, has_state, open_account
-from riskstream.core.windows import DAY, HOUR, MINUTE, default_config
+from riskstream.core.account.codec import decode_state, encode_state
+from riskstream.core.account.state import RECENT_IDS, apply_event, open_account
+from riskstream.core.durations import DAY, HOUR, MINUTE
+from riskstream.core.windows import default_config
 
 FAMILY = {"drawdown": "behaviour", "purchase": "behaviour", "login": "behaviour", "login_failed": "behaviour",
           "device_change": "behaviour", "contact_change": "behaviour", "app_session": "behaviour",
@@ -128,9 +130,8 @@ def test_encode_decode_round_trip(seed, n, span, late_share):
 def test_outcomes_duplicate_already_applied_late_unknown_ignored():
     dd = event("d1", 10 * MINUTE, "drawdown", amount=100.0)
     assert apply_event(None, dd) == (None, "unknown_account")
-    assert not has_state(None)
     state, outcome = apply_event(None, opened(), offset=5)
-    assert outcome == "applied" and has_state(state) and state.last_offset == 5
+    assert outcome == "applied" and state is not None and state.last_offset == 5
     assert apply_event(state, dd, offset=6)[1] == "applied"
     before = encode_state(state)
     assert apply_event(state, dd, offset=7)[1] == "duplicate"            # re-sent by the producer

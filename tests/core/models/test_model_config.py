@@ -14,16 +14,17 @@ def test_bundled_config_loads():
     ("labels: {bad_dpd: -1}", "labels.bad_dpd"),
     ("drift: {delta: fast}", "drift.delta"),
     ("anomaly: {limits: {utilisation: [1, 0]}}", "anomaly.limits.utilisation"),
-    ("- just a list", "top level"),
-    ("scorer: [unclosed", "not valid YAML"),
+    ("anomaly: {limits: {dscr: [0, 10]}}", "anomaly.limits.dscr"),
+    ("- just a list", "<top>"),
+    ("scorer: [unclosed", "<file>"),
 ])
 def test_invalid_config_names_file_field_and_fix(tmp_path, text, field):
     path = tmp_path / "models.yaml"
     path.write_text(text)
     with pytest.raises(ModelConfigError) as err:
         load_config(path)
-    msg = str(err.value)
-    assert str(path) in msg and field in msg and "fix" in msg
+    assert err.value.field == field
+    assert str(err.value).startswith(f"{path}: {field}: ") and ". Fix: " in str(err.value)
 
 
 def test_overlay_merges_with_defaults(tmp_path):

@@ -67,70 +67,71 @@ def test_base_loads():
 
 def test_unknown_fact():
     refuse(text(rules__0__when=[{"fact": "pdd", "op": ">=", "value": 0.3}]),
-           "rule 'r-close'", "field 'when.all[0].fact'", "unknown fact 'pdd'")
+           "rules[r-close].when.all[0].fact: ", "unknown fact 'pdd'")
 
 
 def test_bad_op():
     refuse(text(rules__1__when=[{"fact": "pd", "op": "=>", "value": 0.3}]),
-           "rule 'r-warn'", "field 'when.all[0].op'", "<, <=, >, >=, ==, !=")
+           "rules[r-warn].when.all[0].op: ", "<, <=, >, >=, ==, !=")
 
 
 def test_unknown_action():
-    refuse(text(rules__1__action="CLOS"), "rule 'r-warn'", "field 'action'", "unknown action 'CLOS'")
+    refuse(text(rules__1__action="CLOS"), "rules[r-warn].action: ", "unknown action 'CLOS'")
 
 
 def test_action_not_configured():
-    refuse(text(rules__1__action="FREEZE"), "rule 'r-warn'", "field 'action'", "not configured")
+    refuse(text(rules__1__action="FREEZE"), "rules[r-warn].action: ", "not configured")
 
 
 def test_missing_threshold_reference():
     refuse(text(rules__0__when=[{"fact": "pd", "op": ">=", "threshold": "kill_pd"}]),
-           "rule 'r-close'", "field 'when.all[0].threshold'", "'kill_pd' does not exist")
+           "rules[r-close].when.all[0].threshold: ", "'kill_pd' does not exist")
 
 
 def test_bad_duration():
-    refuse(text(actions__WARN={"cooldown": "24 hours"}), "field 'actions.WARN.cooldown'", "bad duration")
-    refuse(text(actions__WARN={"grace": "soon"}), "field 'actions.WARN.grace'")
+    refuse(text(actions__WARN={"cooldown": "24 hours"}), ": actions.WARN.cooldown: ", "'24 hours' is not a duration")
+    refuse(text(actions__WARN={"grace": "soon"}), ": actions.WARN.grace: ")
 
 
 def test_duplicate_rule_id():
     doc = yaml.safe_load(text())
     doc["rules"][1]["id"] = "r-close"
-    refuse(yaml.safe_dump(doc), "rule 'r-close'", "field 'id'", "duplicate rule id")
+    refuse(yaml.safe_dump(doc), "rules[1].id: ", "duplicate rule id 'r-close'")
 
 
 def test_immediate_only_on_close():
-    refuse(text(rules__1__immediate=True), "rule 'r-warn'", "field 'immediate'", "only allowed on CLOSE")
+    refuse(text(rules__1__immediate=True), "rules[r-warn].immediate: ", "only allowed on CLOSE")
     assert load_policy(text(rules__0__immediate=True)).rules[0].immediate
 
 
 def test_nested_group_error_path():
     bad = {"any": [{"fact": "pd", "op": ">=", "value": 0.3},
                    {"all": [{"fact": "utilisation", "op": "~", "value": 0.9}]}]}
-    refuse(text(rules__0__when=bad), "rule 'r-close'", "field 'when.any[1].all[0].op'")
+    refuse(text(rules__0__when=bad), "rules[r-close].when.any[1].all[0].op: ")
 
 
 def test_string_fact_needs_equality():
-    refuse(text(rules__0__when=[{"fact": "segment", "op": ">", "value": "retail"}]), "rule 'r-close'", "segment")
+    refuse(text(rules__0__when=[{"fact": "segment", "op": ">", "value": "retail"}]),
+           "rules[r-close].when.all[0].op: ", "segment")
 
 
 def test_top_level_errors():
-    refuse(text(mode="dry-run"), "field 'mode'", "'live' or 'shadow'")
-    refuse(text(version=None), "field 'version'")
+    refuse(text(mode="dry-run"), ": mode: ", "'live' or 'shadow'")
+    refuse(text(version=None), ": version: ")
     refuse(text(segments={"credit_line": {"thresholds": {"warn_pd": 0.5, "limit_pd": 0.2, "close_pd": 0.4}}}),
            "segments.credit_line.thresholds")
     refuse(text(segments={"credit_line": {"thresholds": {"warn_pd": 0.1, "limit_pd": 0.2, "close_pd": 1.4}}}),
            "segments.credit_line.thresholds.close_pd", "not a probability")
-    refuse(text(action_order=["WARN"]), "field 'action_order'", "CLOSE missing")
-    refuse(text(actions__WARN={"reduce_pct": 0.3}), "field 'actions.WARN.reduce_pct'", "unknown parameter")
-    refuse(text(rules__0__product="mortgage"), "rule 'r-close'", "field 'product'")
+    refuse(text(action_order=["WARN"]), ": action_order: ", "CLOSE missing")
+    refuse(text(actions__WARN={"reduce_pct": 0.3}), ": actions.WARN.reduce_pct: ", "unknown parameter")
+    refuse(text(rules__0__product="mortgage"), "rules[r-close].product: ")
     refuse("a: [1, 2", "not valid YAML")
 
 
 def test_load_from_path_names_file(tmp_path):
     p = tmp_path / "bad.yaml"
     p.write_text(text(rules__1__action="CLOS"))
-    with pytest.raises(PolicyError, match=r"bad\.yaml: rule 'r-warn', field 'action'"):
+    with pytest.raises(PolicyError, match=r"bad\.yaml: rules\[r-warn\]\.action: "):
         load_policy(str(p))
 
 
@@ -148,16 +149,16 @@ def test_cli_check(tmp_path, capsys):
     bad.write_text(text(rules__0__when=[{"fact": "nope", "op": ">", "value": 1}]))
     assert _cli(["policy", "check", str(bad)]) == 2
     err = capsys.readouterr().err
-    assert "bad.yaml" in err and "rule 'r-close'" in err and "field 'when.all[0].fact'" in err
+    assert "bad.yaml: rules[r-close].when.all[0].fact: unknown fact 'nope'. Fix: " in err
 
 
 def test_priority_instead_of_action_order():
     p = load_policy(text(actions={"CLOSE": {"priority": 2}, "WARN": {"priority": 1, "grace": "1h"}}))
     assert p.action_order == ("WARN", "CLOSE")
-    refuse(text(actions={"CLOSE": {"priority": 1}, "WARN": {"grace": "1h"}}), "field 'actions.WARN.priority'")
+    refuse(text(actions={"CLOSE": {"priority": 1}, "WARN": {"grace": "1h"}}), ": actions.WARN.priority: ")
     refuse(text(actions={"CLOSE": {"priority": 1}, "WARN": {"priority": 1}}), "share a priority")
     refuse(text(actions={"CLOSE": {"priority": 1}, "WARN": {"priority": 2}}, action_order=["CLOSE", "WARN"]),
-           "field 'action_order'")
+           ": action_order: ")
 
 
 def test_path_without_yaml_suffix(tmp_path):
