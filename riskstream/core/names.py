@@ -10,15 +10,20 @@ A name that is not in topology.yaml fails at import, so a renamed topic cannot s
 
 from __future__ import annotations
 
+from riskstream.core.errors import OperatorError
 from riskstream.core.topology import load_topology
 
 TOPOLOGY = load_topology()
 
 
+class UnknownTopic(OperatorError, LookupError):
+    """Code names a topic that topology.yaml does not declare."""
+
+
 def _topic(name: str) -> str:
     if name not in TOPOLOGY.topics:
-        raise LookupError(f"{TOPOLOGY.path}: topics.{name}: not declared. Fix: add it to topology.yaml or stop "
-                          f"naming it in code")
+        raise UnknownTopic(TOPOLOGY.path, f"topics.{name}", "not declared",
+                           "add it to topology.yaml or stop naming it in code")
     return name
 
 

@@ -35,6 +35,7 @@ import sys
 
 import yaml
 
+from riskstream.core.errors import OperatorError
 from riskstream.core.models.config import load_config
 from riskstream.core.models.scorer import Scorer, make_scorer
 from riskstream.core.models.synthetic import default_scorer
@@ -217,8 +218,9 @@ def _run(args: argparse.Namespace) -> int:
                 policy = yaml.safe_load(pathlib.Path(args.policy).read_text()) or {}
                 thresholds = normalise_thresholds(policy)
             except (yaml.YAMLError, ValueError) as exc:
-                raise ValueError(f"{args.policy}: field 'segments.<product>.thresholds': {exc}; fix: give PD "
-                                 f"cutoffs in 0..1, e.g. segments: {{credit_line: {{thresholds: {{watch: 0.05}}}}}}")
+                raise OperatorError(args.policy, "segments.<product>.thresholds", str(exc),
+                                    "give PD cutoffs in 0..1, e.g. segments: {credit_line: {thresholds: "
+                                    "{watch: 0.05}}}") from None
         else:
             thresholds = DEFAULT_THRESHOLDS
         portfolio = []
@@ -228,7 +230,8 @@ def _run(args: argparse.Namespace) -> int:
                     try:
                         portfolio.append(json.loads(line))
                     except json.JSONDecodeError:
-                        raise ValueError(f"{args.portfolio}: line {lineno} is not a JSON object") from None
+                        raise OperatorError(args.portfolio, f"line {lineno}", "not a JSON object",
+                                            "write one JSON object per line (riskstream demo writes this file)") from None
         if args.model_snapshot:
             _, scorer = load_snapshot(pathlib.Path(args.model_snapshot).read_bytes(), key=model_key())
         else:

@@ -123,7 +123,7 @@ def write_portfolio(bootstrap: str, path: Path, topic_prefix: str = "") -> Path:
     from riskstream.core.market import apply_market, new_history
     from riskstream.core.account.record import AccountRecord
     from riskstream.core.privacy import Pseudonymizer
-    from riskstream.core.account.state import decode_state
+    from riskstream.core.account.codec import decode_state
 
     ps = Pseudonymizer.from_env()
     market = new_history()

@@ -62,7 +62,8 @@ from riskstream.core.account.record import AccountRecord
 from riskstream.core.names import FAMILY_OF_TOPIC
 from riskstream.core.steps import PipelineConfig
 from riskstream.ops.simulator import DAY, HOUR, MARKET, SimConfig, Simulator
-from riskstream.core.account.state import RECENT_IDS, apply_event, decode_state, encode_state
+from riskstream.core.account.codec import decode_state, encode_state
+from riskstream.core.account.state import RECENT_IDS, apply_event
 
 confluent_kafka = pytest.importorskip("confluent_kafka")
 from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition  # noqa: E402

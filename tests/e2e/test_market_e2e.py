@@ -22,7 +22,7 @@ from riskstream.ops.orchestrate import read_topic
 from riskstream.core.account.record import AccountRecord
 from riskstream.core.names import VALID as T_VALID
 from riskstream.core.privacy import Pseudonymizer
-from riskstream.core.account.state import decode_state
+from riskstream.core.account.codec import decode_state
 
 from tests.e2e.test_recovery import CHANGELOG, Progress, produce
 

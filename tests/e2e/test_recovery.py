@@ -21,7 +21,7 @@ from riskstream.ops.orchestrate import read_topic
 from riskstream.core.account.record import AccountRecord
 from riskstream.core.names import DECISIONS as T_DECISIONS, VALID as T_VALID
 from riskstream.ops.simulator import MARKET, SimConfig, Simulator
-from riskstream.core.account.state import decode_state
+from riskstream.core.account.codec import decode_state
 
 confluent_kafka = pytest.importorskip("confluent_kafka")
 

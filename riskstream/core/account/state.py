@@ -259,13 +259,3 @@ def _latest(current: tuple | None, new: tuple) -> tuple:
     if current is None or new > current:
         return new
     return current
-
-
-def __getattr__(name: str):
-    # encode_state / decode_state live in riskstream.core.account.codec (which imports this module); they stay
-    # importable from here for callers written before the split.
-    if name in ("encode_state", "decode_state"):
-        from riskstream.core.account import codec
-
-        return getattr(codec, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

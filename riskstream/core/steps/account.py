@@ -25,7 +25,8 @@ import orjson
 
 from riskstream.core.account.features import BEHAVIOUR_FEATURES, compute_features, feature_hash
 from riskstream.core.account.record import AccountRecord
-from riskstream.core.account.state import apply_event, decode_state, encode_state
+from riskstream.core.account.codec import decode_state, encode_state
+from riskstream.core.account.state import apply_event
 from riskstream.core.contracts import Rejected
 from riskstream.core.names import DECISIONS, LABELS, VALID, VERSIONS
 from riskstream.core.steps.context import Context, PipelineConfig
