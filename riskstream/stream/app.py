@@ -34,7 +34,7 @@ from riskstream.stream import metrics
 from riskstream.core.steps.pipeline import (FAMILY_OF_TOPIC, T_COMMANDS, T_DEAD, T_DECISIONS, T_LABELS, T_MODELS, Ingestor, Out,
                         Pipeline, PipelineConfig)
 from riskstream.core.topology import Topology, load_topology
-from riskstream.stream import rewind
+from riskstream.stream import resume, rewind
 from riskstream.stream.lag import install_lag_timer
 from riskstream.stream.watch import BatchWatch
 
@@ -86,6 +86,7 @@ def now_ms() -> int:
 def make_app(app_id: str, s: StreamSettings) -> faust.App:
     """A Faust app tuned to join its group in about a second on a local broker (defaults take ~30 s)."""
     rewind.install()  # never skip the first records of a partition with no commit (see the module)
+    resume.install()  # agents' partitions resume only after recovery's seek to their commits (see the module)
     datadir = Path(s.data_dir) / f"{app_id}-{os.getpid()}"
     datadir.parent.mkdir(parents=True, exist_ok=True)
     return faust.App(
