@@ -140,14 +140,3 @@ def _attach_process_logs(item, report, lines: int = 60) -> None:
                 except ValueError:
                     tail.append(line[:300])
             report.sections.append((f"log tail of {proc.name} (alive={proc.alive()})", "\n".join(tail)))
-
-
-def pytest_collection_modifyitems(config, items):
-    """End-to-end tests (marked slow) get one retry: they run real JVM + Faust processes on 2 shared cores.
-
-    A retried test is reported as R in the summary; a test that fails twice fails the run."""
-    if not config.pluginmanager.hasplugin("rerunfailures"):
-        return
-    for item in items:
-        if item.get_closest_marker("slow") and not item.get_closest_marker("flaky"):
-            item.add_marker(pytest.mark.flaky(reruns=1, reruns_delay=5))

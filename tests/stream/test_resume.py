@@ -1,0 +1,145 @@
+"""`riskstream.stream.resume`: Faust's own end-of-recovery methods, run against a consumer that records what
+happens, resume the agents' partitions only after the seek to their committed offsets and after the queues were
+emptied.
+
+The unpatched methods are run too: they resume first and seek afterwards (the race that skipped records). If Faust
+changes that order, the test says so, and the patch may be dropped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from faust.tables.recovery import RebalanceAgain, Recovery
+from faust.types import TP
+
+from riskstream.stream.resume import hold_resumes
+
+STREAM = {TP("decisions", 0), TP("decisions", 1), TP("control", 0)}
+CHANGELOG = {TP("app-lines-changelog", 0)}
+
+
+class Consumer:
+    def __init__(self, events: list):
+        self.events = events
+
+    def assignment(self):
+        return STREAM | CHANGELOG
+
+    def resume_partitions(self, tps):
+        self.events.append(("resume", frozenset(tps)))
+
+    async def perform_seek(self):
+        self.events.append("seek start")
+        await asyncio.sleep(0.01)  # records would be fetched here if the partitions were active
+        self.events.append("seek done")
+
+    def resume_flow(self):
+        self.events.append("resume flow")
+
+
+class Recorder:
+    def __init__(self, events: list, name: str):
+        self.events, self.name = events, name
+
+    def __getattr__(self, attr):
+        if attr.startswith("__"):
+            raise AttributeError(attr)
+        return Recorder(self.events, f"{self.name}.{attr}")
+
+    def __call__(self, *args, **kwargs):
+        if self.name.endswith(("send", "maybe_start")):
+            async def done():
+                return None
+            return done()
+        if self.name.endswith(("flow_control.resume")):
+            self.events.append("queues emptied")  # FlowControlEvent.resume clears every clear_on_resume queue
+        if self.name.endswith("assigned_standbys"):
+            return set()
+        if self.name.endswith("values"):
+            return []
+        return None
+
+
+class App(Recorder):
+    def __init__(self, events):
+        super().__init__(events, "app")
+        self.consumer = Consumer(events)
+        self.consumer_generation_id = 7
+
+
+class Tables(Recorder):
+    changelog_topics = {"app-lines-changelog"}
+
+
+class FakeRecovery:
+    """Just what `Recovery.on_recovery_completed` and `Recovery._resume_streams` touch."""
+
+    should_stop = False
+    _is_changelog_tp = Recovery._is_changelog_tp
+    _set_recovery_ended = staticmethod(lambda: None)
+
+    def __init__(self, fail_seek_with: type[BaseException] | None = None):
+        self.events: list = []
+        self.app = App(self.events)
+        self.tables = Tables(self.events, "tables")
+        self.log = Recorder([], "log")
+        self.completed = asyncio.Event()
+        self.actives_for_table: dict = {}
+        self.standbys_for_table: dict = {}
+        self.fail_seek_with = fail_seek_with
+
+    async def _wait(self, coro, timeout=None):
+        await coro
+        if self.fail_seek_with:
+            raise self.fail_seek_with()
+
+
+def original(name: str):
+    method = getattr(Recovery, name)
+    return getattr(method, "__wrapped__", method)  # resume.install() may have patched the class already
+
+
+def stream_resumes(events: list) -> list[int]:
+    return [i for i, e in enumerate(events) if isinstance(e, tuple) and e[0] == "resume" and e[1] & STREAM]
+
+
+@pytest.mark.parametrize("name", ["on_recovery_completed", "_resume_streams"])
+def test_faust_itself_resumes_the_agents_partitions_before_it_seeks(name):
+    rec = FakeRecovery()
+    asyncio.run(original(name)(rec, 7))
+    ev = rec.events
+    assert stream_resumes(ev) and stream_resumes(ev)[0] < ev.index("seek start"), (
+        f"Faust {name} no longer resumes before its seek: riskstream.stream.resume may be dropped ({ev})")
+
+
+@pytest.mark.parametrize("name", ["on_recovery_completed", "_resume_streams"])
+def test_patched_the_agents_partitions_resume_after_the_seek_and_the_emptied_queues(name):
+    rec = FakeRecovery()
+    asyncio.run(hold_resumes(original(name))(rec, 7))
+    ev = rec.events
+    resumes = stream_resumes(ev)
+    assert len(resumes) == 1, ev
+    assert resumes[0] > ev.index("seek done") and resumes[0] > ev.index("queues emptied"), ev
+    assert ev[resumes[0]] == ("resume", frozenset(STREAM))
+    assert "resume_partitions" not in vars(rec.app.consumer)  # the hold is gone once the method returned
+
+
+def test_interrupted_by_a_new_rebalance_the_partitions_stay_paused_for_the_next_recovery():
+    rec = FakeRecovery(fail_seek_with=RebalanceAgain)
+    with pytest.raises(RebalanceAgain):
+        asyncio.run(hold_resumes(original("on_recovery_completed"))(rec, 7))
+    assert stream_resumes(rec.events) == []
+    assert "resume_partitions" not in vars(rec.app.consumer)
+
+
+def test_changelog_partitions_are_never_held():
+    rec = FakeRecovery()
+
+    async def resumes_both(self, generation_id=0):
+        self.app.consumer.resume_partitions(CHANGELOG | {TP("decisions", 0)})
+        self.events.append("returned")
+
+    asyncio.run(hold_resumes(resumes_both)(rec, 7))
+    assert rec.events == [("resume", frozenset(CHANGELOG)), "returned", ("resume", frozenset({TP("decisions", 0)}))]
