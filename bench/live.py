@@ -79,6 +79,10 @@ SIZES = {
               "scale_events": 8_000, "scale_min_events": 4_000, "scale_seconds": 10, "scale_partitions": 8},
 }
 
+# Seconds each section leaves for the sections after it when the time budget is short (quiet machine: unused).
+RESERVE = {"throughput": 210.0, "latency": 150.0, "recovery": 60.0, "scale": 30.0}
+# The least time worth starting a section with.
+NEED = {"latency": 45.0, "recovery": 60.0, "scale": 45.0}
 HELD_LAG_S = 2.0     # "held": lag (committed offsets) in the second half of the run <= 2 s of traffic ...
 HELD_DRAIN_S = 5.0   # ... and everything committed within 5 s after the last event was offered
 TARGETS_NOTE = "targets of issue 14; `python -m bench.check FILE` compares a run with them"
@@ -123,6 +127,23 @@ def interpolate(samples: list[tuple[float, float]], t: float) -> float | None:
             hi = mid
     (t0, v0), (t1, v1) = samples[lo], samples[hi]
     return v0 if t1 == t0 else v0 + (v1 - v0) * (t - t0) / (t1 - t0)
+
+
+def cpu_share_probe(seconds: float = 1.0) -> float:
+    """Share of one core this process gets for a busy loop (CPU time of the thread / wall time): 1.0 on an idle
+    machine, ~0.3 when the 2 cores are shared by six busy processes."""
+    t0, c0 = time.perf_counter(), time.thread_time()
+    x = 0
+    while time.perf_counter() - t0 < seconds:
+        for i in range(10_000):
+            x += i
+    return round((time.thread_time() - c0) / (time.perf_counter() - t0), 2)
+
+
+def load_factor(share: float, full_at: float = 0.8, floor: float = 0.2) -> float:
+    """How much of the full event counts to use: 1 when the probe got >= `full_at` of a core, else in proportion
+    (never below `floor`), so that a run on a crowded machine still ends within its time budget."""
+    return round(min(1.0, max(floor, share / full_at)), 2)
 
 
 def topology_variant(doc: dict, prefix: str, partitions: int | None = None) -> dict:
@@ -510,8 +531,10 @@ class Kafka:
 
 # -- the bench ------------------------------------------------------------------------------------------------------
 class Live:
-    def __init__(self, sizes: dict, work: Path):
+    def __init__(self, sizes: dict, work: Path, budget_s: float = 560.0, factor: float = 1.0):
         self.sz, self.work = sizes, work
+        self.deadline = time.monotonic() + budget_s
+        self.factor = factor
         self.logs = work / "logs"
         self.logs.mkdir(parents=True, exist_ok=True)
         self.base_doc = yaml.safe_load(TOPOLOGY.read_text())
@@ -520,6 +543,10 @@ class Live:
         self.broker_dir = work / "broker"
         self.bootstrap = ""
         self.started_broker = False
+
+    def left(self, reserve: float = 0.0, cap: float = 600.0, floor: float = 20.0) -> float:
+        """Seconds a wait may take: what the budget leaves after `reserve` (for later sections), within bounds."""
+        return max(floor, min(cap, self.deadline - time.monotonic() - reserve))
 
     # -- broker and topology ----------------------------------------------------------------------------------------
     def cli(self, *args: str, timeout: float = 180) -> str:
@@ -584,7 +611,8 @@ class Live:
         return sum(1 for t, _, _ in records if t in upstream)
 
     def throughput(self) -> dict:
-        records = self.tp_records(self.sz["tp_events"])
+        n_open = self.sz["tp_accounts"] + self.sz["tp_facilities"]
+        records = self.tp_records(n_open + int((self.sz["tp_events"] - n_open) * self.factor))
         warm, rest = self.split_warmup(records)
         pt_topo, pt_names = self.topology("tpp.")
         topo, names = self.topology("tp.")
@@ -601,7 +629,7 @@ class Live:
         self.kafka.produce_all(warm, names.prefix)   # waiting for the worker, as after an outage
         worker = self.worker("tp-worker", topo)
         self.tp_worker = worker
-        w = self.warm_then_measure([worker], names, warm, rest)
+        w = self.warm_then_measure([worker], names, warm, rest, reserve=RESERVE["throughput"])
         result["worker"] = w
         pt = result["passthrough"]
         result["ratio_worker_vs_passthrough"] = {
@@ -634,9 +662,9 @@ class Live:
                     time.sleep(0.05)
                 raise TimeoutError(f"pass-through: no '{key}' mark in {timeout:.0f} s: {p.tail()}")
 
-            warm_doc = wait("warm", 120)
+            warm_doc = wait("warm", self.left(RESERVE["throughput"] + 60, cap=120))
             self.kafka.produce_all(rest, names.prefix)
-            doc = wait("last", 180)
+            doc = wait("last", self.left(RESERVE["throughput"] + 60, cap=180))
         finally:
             p.stop()
         first, last = doc["first"], doc["last"]
@@ -649,7 +677,8 @@ class Live:
                 "cpu_share": round(cpu / wall, 2) if wall > 0 else None,
                 "start_to_warmup_read_s": round(warm_doc["warm"]["wall"] - p.started, 2)}
 
-    def warm_then_measure(self, procs: list[Proc], names: Names, warm: list, rest: list) -> dict:
+    def warm_then_measure(self, procs: list[Proc], names: Names, warm: list, rest: list,
+                          reserve: float = 0.0) -> dict:
         """The procs (already started) read `warm` (published before); then `rest` is published and timed."""
         t_spawn = min(p.started for p in procs)
         alive = lambda: all(p.alive() for p in procs)  # noqa: E731
@@ -658,7 +687,7 @@ class Live:
         start = self.kafka.ends(names.worker_outputs)
         self.kafka.produce_all(rest, names.prefix)
         m = self.measure_workers(procs, names, self.upstream_count(rest, names), start,
-                                 timeout=max(300.0, len(rest) / 300))
+                                 timeout=self.left(reserve=reserve))
         m["startup"] = startup
         return m
 
@@ -718,8 +747,8 @@ class Live:
         actuator = self.worker("tp-actuator", topo, role="actuator")
         self.tp_actuator = actuator
         t0 = time.monotonic()
-        self.kafka.wait_caught_up(names.actuator_group, [names.decisions], 300, "actuator catching up",
-                                  alive=actuator.alive)
+        self.kafka.wait_caught_up(names.actuator_group, [names.decisions], self.left(RESERVE["latency"], cap=300),
+                                  "actuator catching up", alive=actuator.alive)
         log(f"latency: actuator has caught up with the throughput run's decisions in {time.monotonic() - t0:.1f} s")
         # A second simulator over the same accounts (new seed = new event ids); its openings are skipped, the
         # accounts exist. 1 ms mean gap: event time never runs ahead of the wall clock by the 5 min the
@@ -739,6 +768,9 @@ class Live:
             for frac in self.sz["held_fractions"]:
                 rate = int(capacity * frac // 100 * 100)
                 if rate <= self.sz["rate_low"]:
+                    break
+                if self.deadline - time.monotonic() < RESERVE["latency"] + 2 * self.sz["held_s"]:
+                    tried.append({"rate": rate, "skipped": "time budget"})
                     break
                 r = self.offer(gen, producer, names, rate, self.sz["held_s"])
                 tried.append({"rate": rate, "held": r["held"], "max_lag": r["lag"]["max_second_half"],
@@ -794,8 +826,10 @@ class Live:
         producer.flush(30)
         t_end = time.monotonic()
         try:
-            k.wait_caught_up(names.worker_group, [*names.upstream, names.valid], 120, "worker draining")
-            k.wait_caught_up(names.actuator_group, [names.decisions], 60, "actuator draining")
+            k.wait_caught_up(names.worker_group, [*names.upstream, names.valid],
+                             self.left(RESERVE["latency"], cap=120), "worker draining")
+            k.wait_caught_up(names.actuator_group, [names.decisions], self.left(RESERVE["latency"], cap=60),
+                             "actuator draining")
             drained = round(time.monotonic() - t_end, 2)
         except TimeoutError as exc:
             drained = None
@@ -835,11 +869,19 @@ class Live:
         log(f"recovery: {n} account openings produced in {time.monotonic() - t0:.1f} s; worker applies them")
         start = self.kafka.ends(names.worker_outputs)
         w1 = self.worker("rc-worker-1", topo)
-        m = self.measure_workers([w1], names, n, start, timeout=max(300.0, n / 200))
-        table = {"accounts": n, "changelog_records": m["outputs"]["changelog"],
-                 "apply_ev_s": m["ev_s"], "apply_cpu_us_per_event": m["cpu_us_per_event"],
-                 "startup": self.startup_figures(names, w1.started)}
-        log(f"recovery: {n} accounts applied at {m['ev_s']} ev/s; SIGKILL and restart")
+        try:
+            m = self.measure_workers([w1], names, n, start, timeout=self.left(RESERVE["recovery"]))
+            table = {"accounts": n, "changelog_records": m["outputs"]["changelog"],
+                     "apply_ev_s": m["ev_s"], "apply_cpu_us_per_event": m["cpu_us_per_event"]}
+        except TimeoutError:
+            # Out of time budget (a crowded machine): crash it with the accounts it has applied so far.
+            applied = sum(self.kafka.committed(names.worker_group, self.kafka.tps([names.valid])).values())
+            table = {"accounts": applied, "accounts_offered": n, "partial": True,
+                     "changelog_records": sum(self.kafka.ends([names.changelog]).values()),
+                     "note": "time budget ran out before every opening was applied: killed with this many"}
+            log(f"recovery: only {applied} of {n} accounts applied within the time budget")
+        table["startup"] = self.startup_figures(names, w1.started)
+        log(f"recovery: {table['accounts']} accounts in the table; SIGKILL and restart")
         before = self.kafka.ends([names.valid, names.changelog])
         w1.kill()
         t_kill = time.time()
@@ -854,7 +896,7 @@ class Live:
         p = self.kafka.producer()
         p.produce(names.prefix + topic, value, key)
         p.flush(10)
-        seen = self.wait_for_probe(names, before, key, event_id, w2, timeout=150)
+        seen = self.wait_for_probe(names, before, key, event_id, w2, timeout=self.left(RESERVE["recovery"], cap=150))
         w2.stop()
         out = {"table": table, "kill_to_restart_s": round(t_restart - t_kill, 2),
                "restart_to_new_event_validated_s": round(seen["valid"] - t_restart, 2) if seen.get("valid") else None,
@@ -907,10 +949,10 @@ class Live:
             out["events"] = self.upstream_count(rest, names)
             procs = [self.worker(f"s{k}-worker-{i}", topo) for i in range(k)]
             try:
-                t_join = self.wait_group(names.worker_group, k, procs, timeout=90)
+                t_join = self.wait_group(names.worker_group, k, procs, timeout=self.left(cap=90))
                 log(f"scale: {k} worker(s) joined in {t_join:.1f} s; warm-up, then {len(rest)} events")
                 self.kafka.produce_all(warm, names.prefix)
-                m = self.warm_then_measure(procs, names, warm, rest)
+                m = self.warm_then_measure(procs, names, warm, rest, reserve=RESERVE["scale"] if k == 1 else 0.0)
                 m.pop("startup", None)  # the events came after the join: not a start-up figure
                 m["group_join_s"] = round(t_join, 1)
                 with contextlib.suppress(Exception):
@@ -958,11 +1000,18 @@ def environment() -> dict:
             "java": java, "load_avg_start": [round(x, 2) for x in os.getloadavg()]}
 
 
-def run(sizes: dict, keep: bool = False) -> dict:
+def run(sizes: dict, keep: bool = False, budget_s: float = 560.0) -> dict:
+    """All sections in one run within about `budget_s` (the broker's start and the cleanup come on top)."""
     started = time.monotonic()
     work = Path(tempfile.mkdtemp(prefix="riskstream-live-"))
-    bench = Live(sizes, work)
-    out: dict = {"environment": environment(), "sizes": dict(sizes)}
+    share = cpu_share_probe()
+    factor = load_factor(share)
+    log(f"work dir {work}; this process got {share} of a core for a busy loop: event counts x{factor}")
+    bench = Live(sizes, work, budget_s=budget_s, factor=factor)
+    out: dict = {"environment": dict(environment(), cpu_share_probe=share), "sizes": dict(sizes),
+                 "budget": {"seconds": budget_s, "size_factor": factor,
+                            "rule": "throughput events x size_factor = min(1, probe share / 0.8); every wait is "
+                                    "bounded by what the budget leaves for the sections after it"}}
     out["sizes"]["held_fractions"] = list(sizes["held_fractions"])
     sections: dict[str, float] = {}
 
@@ -973,6 +1022,11 @@ def run(sizes: dict, keep: bool = False) -> dict:
 
     def section(name: str, fn, *args):
         t0 = time.monotonic()
+        if name in NEED and bench.deadline - t0 < NEED[name]:
+            log(f"{name}: skipped, the time budget is spent")
+            out[name] = {"skipped": "time budget spent (a crowded machine?)"}
+            sections[name] = 0.0
+            return out[name]
         try:
             out[name] = fn(*args)
         except Exception as exc:  # one failed section must not lose the others
@@ -1021,9 +1075,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--core", metavar="FILE", help="JSON of the pure-core bench: print it with this run under 'live'")
     ap.add_argument("--out", metavar="FILE", help="also write the JSON to FILE")
     ap.add_argument("--keep", action="store_true", help="keep the work directory (logs, broker data)")
+    ap.add_argument("--budget", type=float, default=560.0, metavar="S",
+                    help="time budget in seconds (default 560: with the core bench, ./scripts/bench --live "
+                         "stays within 10 minutes)")
     args = ap.parse_args(argv)
 
-    live = run(SIZES["quick" if args.quick else "full"], keep=args.keep)
+    live = run(SIZES["quick" if args.quick else "full"], keep=args.keep, budget_s=args.budget)
     doc = live
     if args.core:
         doc = orjson.loads(Path(args.core).read_bytes())

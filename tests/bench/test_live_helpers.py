@@ -97,7 +97,7 @@ def _doc(**over):
                                    "ratio_worker_vs_passthrough": {"ev_s": 0.15},
                                    "startup": {"worker_start_to_first_scored_s": 3.1}},
                     "latency": {"runs": {"5k": {"event_to_command_ms": {"p99": 9000}}}},
-                    "recovery": {"restart_to_new_event_scored_s": 12.0},
+                    "recovery": {"restart_to_new_event_scored_s": 12.0, "table": {"accounts": 100_000}},
                     "scale": {"speedup_2_vs_1": None}}}
     doc.update(over)
     return doc
@@ -132,3 +132,23 @@ def test_check_main_exit_status(tmp_path, bad, status, capsys):
     f.write_bytes(bad)
     assert chk.main([str(f)]) == status                     # unreadable: 2; readable but empty: all "not measured"
     assert chk.main([str(tmp_path / "missing.json")]) == 2
+
+
+def test_load_factor():
+    assert live.load_factor(0.95) == 1.0
+    assert live.load_factor(0.8) == 1.0
+    assert live.load_factor(0.4) == 0.5
+    assert live.load_factor(0.01) == 0.2      # never below the floor
+
+
+def test_check_recovery_counts_only_with_100k_accounts():
+    doc = _doc()
+    doc["live"]["recovery"]["table"]["accounts"] = 10_000
+    row = next(r for r in chk.check(doc) if r["name"] == "recovery")
+    assert row["status"] == "not measured" and "10000" in row["note"]
+
+
+def test_markdown_snippet_has_the_figures():
+    text = chk.markdown(_doc())
+    assert "| **Worker / pass-through** | **0.15** |" in text
+    assert "restart after SIGKILL with 100k accounts" in text and "— met" in text
