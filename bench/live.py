@@ -682,7 +682,8 @@ class Live:
         """The procs (already started) read `warm` (published before); then `rest` is published and timed."""
         t_spawn = min(p.started for p in procs)
         alive = lambda: all(p.alive() for p in procs)  # noqa: E731
-        self.kafka.wait_caught_up(names.worker_group, names.worker_reads, 180, "warm-up", alive=alive)
+        self.kafka.wait_caught_up(names.worker_group, names.worker_reads, self.left(reserve, cap=180), "warm-up",
+                                  alive=alive)
         startup = self.startup_figures(names, t_spawn)
         start = self.kafka.ends(names.worker_outputs)
         self.kafka.produce_all(rest, names.prefix)
