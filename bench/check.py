@@ -159,7 +159,8 @@ def markdown(doc: dict, command: str = "./scripts/bench --live --check --out ben
             + (" (highest held)" if key == "highest_held" else ""),
             f"{_fmt(e.get('p50'))} / {_fmt(e.get('p99'))} / {_fmt(e.get('p99_9'))}",
             f"ms p50/p99/p99.9, n={_fmt(e.get('n'))}; {'held' if r.get('held') else 'NOT held'} "
-            f"(achieved {_fmt(r.get('achieved_ev_s'))} ev/s, max lag {_fmt((r.get('lag') or {}).get('max_second_half'))}); "
+            f"(achieved {_fmt(r.get('achieved_ev_s'))} ev/s, "
+            f"max lag {_fmt((r.get('lag') or {}).get('max_second_half'))}); "
             f"hops p50/p99 ms: {hop}")
     row("Worker start → first event validated / scored",
         f"{_fmt(g('throughput', 'startup', 'worker_start_to_first_validated_s'))} / "

@@ -383,7 +383,7 @@ class CpuSampler:
         self._thread.join(2)
 
 
-# -- Kafka --------------------------------------------------------------------------------------------------------------
+# -- Kafka ---------------------------------------------------------------------------------------------------------
 class Kafka:
     """confluent-kafka clients on one bootstrap: offsets, committed offsets, reading ranges, producing."""
 
