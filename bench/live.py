@@ -1018,8 +1018,13 @@ def environment() -> dict:
             "java": java, "load_avg_start": [round(x, 2) for x in os.getloadavg()]}
 
 
-def run(sizes: dict, keep: bool = False, budget_s: float = 560.0) -> dict:
-    """All sections in one run within about `budget_s` (the broker's start and the cleanup come on top)."""
+SECTIONS = ("throughput", "latency", "recovery", "scale")
+
+
+def run(sizes: dict, keep: bool = False, budget_s: float = 560.0, only: Iterable[str] = SECTIONS) -> dict:
+    """All sections (or `only` these; latency needs throughput) in one run within about `budget_s` (the
+    cleanup comes on top)."""
+    only = tuple(only)
     started = time.monotonic()
     work = Path(tempfile.mkdtemp(prefix="riskstream-live-"))
     share = cpu_share_probe()
@@ -1027,6 +1032,7 @@ def run(sizes: dict, keep: bool = False, budget_s: float = 560.0) -> dict:
     log(f"work dir {work}; this process got {share} of a core for a busy loop: event counts x{factor}")
     bench = Live(sizes, work, budget_s=budget_s, factor=factor)
     out: dict = {"environment": dict(environment(), cpu_share_probe=share), "sizes": dict(sizes),
+                 "sections_run": list(only),
                  "budget": {"seconds": budget_s, "size_factor": factor,
                             "rule": "throughput events x size_factor = min(1, probe share / 0.8); every wait is "
                                     "bounded by what the budget leaves for the sections after it"}}
@@ -1056,12 +1062,17 @@ def run(sizes: dict, keep: bool = False, budget_s: float = 560.0) -> dict:
     try:
         section("broker", bench.start_broker)
         if "error" not in out["broker"]:
-            tp = section("throughput", bench.throughput)
-            capacity = (tp.get("worker") or {}).get("ev_s")
-            section("latency", bench.latency, capacity)
-            bench.stop_tp()
-            section("recovery", bench.recovery)
-            section("scale", bench.scale, capacity)
+            capacity = None
+            if "throughput" in only:
+                tp = section("throughput", bench.throughput)
+                capacity = (tp.get("worker") or {}).get("ev_s")
+                if "latency" in only:
+                    section("latency", bench.latency, capacity)
+                bench.stop_tp()
+            if "recovery" in only:
+                section("recovery", bench.recovery)
+            if "scale" in only:
+                section("scale", bench.scale, capacity)
     finally:
         Proc.stop_all()
         bench.stop_broker()
@@ -1093,12 +1104,20 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--core", metavar="FILE", help="JSON of the pure-core bench: print it with this run under 'live'")
     ap.add_argument("--out", metavar="FILE", help="also write the JSON to FILE")
     ap.add_argument("--keep", action="store_true", help="keep the work directory (logs, broker data)")
+    ap.add_argument("--sections", metavar="A,B", help=f"run only these sections (of {','.join(SECTIONS)}); "
+                                                       "the figures of a run are comparable only within it")
     ap.add_argument("--budget", type=float, default=560.0, metavar="S",
                     help="time budget in seconds (default 560: with the core bench, ./scripts/bench --live "
                          "stays within 10 minutes)")
     args = ap.parse_args(argv)
 
-    live = run(SIZES["quick" if args.quick else "full"], keep=args.keep, budget_s=args.budget)
+    only = tuple(args.sections.split(",")) if args.sections else SECTIONS
+    unknown = set(only) - set(SECTIONS)
+    if unknown:
+        ap.error(f"unknown section(s) {sorted(unknown)}; choose from {','.join(SECTIONS)}")
+    if "latency" in only and "throughput" not in only:
+        only = ("throughput", *only)  # latency runs on the throughput run's worker
+    live = run(SIZES["quick" if args.quick else "full"], keep=args.keep, budget_s=args.budget, only=only)
     doc = live
     if args.core:
         doc = orjson.loads(Path(args.core).read_bytes())
