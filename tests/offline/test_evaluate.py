@@ -69,3 +69,38 @@ def test_metrics():
     x = np.random.default_rng(1).normal(size=(300, 2))
     y = (x[:, 0] + 0.3 * np.random.default_rng(2).normal(size=300) > 0).astype(float)
     assert auc(batch_logistic_cv(x, y), y) > 0.9
+
+
+def test_subsample_keeps_goods_file_order_and_is_seeded():
+    labels = np.array([i % 3 == 0 for i in range(300)])  # 100 bad, 200 good
+    a, b, c = (evaluate.subsample_bad(labels, 0.05, seed) for seed in (1, 1, 2))
+    assert np.array_equal(a, b) and not np.array_equal(a, c)
+    assert int(labels[a].sum()) == 11 and int((~labels[a]).sum()) == 200
+    assert (np.diff(a) > 0).all()
+    with pytest.raises(ValueError, match="smaller share"):
+        evaluate.subsample_bad(labels, 0.5, 0)
+    with pytest.raises(ValueError, match="larger share"):
+        evaluate.subsample_bad(labels, 0.001, 0)
+
+
+def test_bad_share_cli_prints_repeats_mean_and_spread(capsys):
+    rc = _cli(["evaluate", "--csv", str(GERMAN), "--target", "creditability", "--bad", "bad",
+               "--bad-share", "0.05", "--repeats", "2", "--seed", "3"])
+    out = capsys.readouterr().out.strip().splitlines()
+    summary = json.loads(out[-1])
+    assert rc == 0 and summary["bad_share"] == 0.05 and summary["repeats"] == 2 and summary["seed"] == 3
+    assert summary["rows"] == 737 and summary["bads"] == 37 and summary["rows_full"] == 1000
+    assert [u["seed"] for u in summary["per_repeat"]] == [3, 4]
+    aucs = [u["prequential_auc"] for u in summary["per_repeat"]]
+    assert summary["prequential_auc"] == pytest.approx(np.mean(aucs), abs=1e-4)
+    assert summary["prequential_auc_std"] == pytest.approx(np.std(aucs), abs=1e-4)
+    assert summary["auc_gap"] == pytest.approx(np.mean([u["auc_gap"] for u in summary["per_repeat"]]), abs=1e-4)
+    assert summary["settings"]["batch"]["l2"] == 1.0 and summary["settings"]["batch"]["folds"] == 5
+    assert any(line.startswith("  repeat 1 (seed 4)") for line in out)
+
+
+def test_bad_share_arguments_are_checked(capsys):
+    base = ["evaluate", "--csv", str(GERMAN), "--target", "creditability", "--bad", "bad"]
+    assert _cli(base + ["--repeats", "3"]) == 2 and "--bad-share" in capsys.readouterr().err
+    assert _cli(base + ["--bad-share", "0.6"]) == 2 and "smaller share" in capsys.readouterr().err
+    assert _cli(base + ["--bad-share", "0.05", "--repeats", "0"]) == 2
