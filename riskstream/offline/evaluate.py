@@ -42,7 +42,8 @@ __all__ = ["TabularEncoder", "read_csv", "evaluate_rows", "evaluate_imbalanced",
            "batch_logistic_cv", "register"]
 
 # The scorer settings the JSON summary reports (those present in the config).
-ONLINE_SETTINGS = ("learning_rate", "l2", "intercept_lr", "bad_weight", "n_models", "seed")
+ONLINE_SETTINGS = ("learning_rate", "l2", "intercept_lr", "bad_weight", "balance", "max_bad_weight", "pd_correction",
+                   "n_models", "seed")
 
 MISSING = {"", "na", "n/a", "?", "nan", "null", "none"}
 
