@@ -34,7 +34,7 @@ def test_overlay_merges_with_defaults(tmp_path):
     path = tmp_path / "m.yaml"
     path.write_text("scorer: {kind: tree}\n")
     cfg = load_config(path)
-    assert cfg["scorer"]["kind"] == "tree" and cfg["scorer"]["learning_rate"] == 0.05
+    assert cfg["scorer"]["kind"] == "tree" and cfg["scorer"]["learning_rate"] == load_config()["scorer"]["learning_rate"]
 
 
 def test_bench_reports_throughput():
