@@ -8,6 +8,11 @@ Any CSV works: a column is numeric when every non-missing value parses as a numb
 dense over the categories seen so far). Missing values (empty, NA, N/A, ?, nan, null, none) are imputed - running
 mean for numbers, a `__missing__` category for strings - with a `<col>__missing` indicator for numbers.
 
+Imbalanced data (`--bad-share S --repeats R --seed K`): each repeat keeps every good row and a seeded random sample
+of the bad rows (seed K + repeat) so that bads are a share S of the rows, in file order, then runs the same
+prequential replay and the same batch reference on that subsample. It prints each repeat and the mean and standard
+deviation over the repeats; the JSON summary's `prequential_auc`, `batch_auc` and `auc_gap` are the means.
+
 >>> import io
 >>> text = "x,c,y\\n" + "".join(f"{i % 7},{'ab'[i % 2]},{'bad' if i % 7 > 4 else 'good'}\\n" for i in range(200))
 >>> header, rows = read_csv(io.StringIO(text))
@@ -33,7 +38,12 @@ from riskstream.core.models.config import load_config
 from riskstream.core.models.quality import auc, ece, log_loss
 from riskstream.core.models.scorer import make_scorer
 
-__all__ = ["TabularEncoder", "read_csv", "evaluate_rows", "auc", "log_loss", "ece", "batch_logistic_cv", "register"]
+__all__ = ["TabularEncoder", "read_csv", "evaluate_rows", "evaluate_imbalanced", "subsample_bad", "auc", "log_loss", "ece",
+           "batch_logistic_cv", "register"]
+
+# The scorer settings the JSON summary reports (those present in the config).
+ONLINE_SETTINGS = ("learning_rate", "l2", "intercept_lr", "bad_weight", "balance", "max_bad_weight", "pd_correction",
+                   "n_models", "seed")
 
 MISSING = {"", "na", "n/a", "?", "nan", "null", "none"}
 
@@ -153,6 +163,28 @@ def _is_bad(value: str | None, bad: str) -> bool:
     return a is not None and b is not None and a == b
 
 
+def subsample_bad(labels, share: float, seed: int) -> np.ndarray:
+    """Row indices (file order) keeping every good row and a seeded sample of bads that makes `share` of the rows.
+
+    >>> labels = np.array([True, False] * 50)
+    >>> idx = subsample_bad(labels, 0.1, seed=1)
+    >>> len(idx), int(labels[idx].sum()), bool((np.diff(idx) > 0).all())
+    (56, 6, True)
+
+    """
+    labels = np.asarray(labels, bool)
+    bad, good = np.flatnonzero(labels), np.flatnonzero(~labels)
+    if not 0 < share < 1:
+        raise ValueError(f"--bad-share must be between 0 and 1 (got {share})")
+    k = int(round(share * len(good) / (1 - share)))
+    if k > len(bad):
+        raise ValueError(f"--bad-share {share} needs {k} bad rows but the data has {len(bad)} "
+                         f"(its bad share is {len(bad) / len(labels):.3f}); use a smaller share")
+    if k < 2:
+        raise ValueError(f"--bad-share {share} leaves {k} bad row(s) of {len(good) + k}; use a larger share")
+    return np.sort(np.r_[good, np.random.default_rng(seed).choice(bad, k, replace=False)])
+
+
 def evaluate_rows(header: list[str], rows: list[dict[str, str]], *, target: str, bad: str, label_delay: int = 0,
                   model: str = "logistic", config: dict | None = None, folds: int = 5, batch_l2: float = 1.0,
                   seed: int = 0, progress=None) -> dict:
@@ -198,11 +230,51 @@ def evaluate_rows(header: list[str], rows: list[dict[str, str]], *, target: str,
         "label_delay": label_delay,
         "bad_rate": round(float(labels.mean()), 4),
         "settings": {
-            "online": {k: cfg["scorer"][k] for k in ("learning_rate", "l2", "intercept_lr", "bad_weight", "n_models", "seed")},
+            "online": {k: cfg["scorer"][k] for k in ONLINE_SETTINGS if k in cfg["scorer"]},
             "batch": {"method": "IRLS L2 logistic regression", "l2": batch_l2, "folds": folds, "seed": seed},
             "encoding": {"numeric": len(numeric), "categorical": len(columns) - len(numeric)},
         },
     }
+
+
+def _mean_std(values) -> tuple[float, float]:
+    a = np.asarray(values, float)
+    return round(float(a.mean()), 4), round(float(a.std()), 4)
+
+
+def evaluate_imbalanced(header: list[str], rows: list[dict[str, str]], *, target: str, bad: str, bad_share: float,
+                        repeats: int = 10, seed: int = 0, progress=None, **kwargs) -> dict:
+    """`evaluate_rows` on `repeats` seeded subsamples whose bad share is `bad_share`; means and spreads.
+
+    Repeat r keeps all good rows and the bads drawn with seed `seed + r` (`subsample_bad`), in file order. The batch
+    reference is the same as without subsampling (k-fold L2 logistic, fold seed 0), fitted on each subsample.
+    """
+    if repeats < 1:
+        raise ValueError(f"--repeats must be >= 1 (got {repeats})")
+    if target not in header:
+        raise ValueError(f"target column {target!r} is not in the CSV header ({', '.join(header)})")
+    rows = [r for r in rows if not _is_missing(r.get(target))]
+    labels = np.array([_is_bad(r[target], bad) for r in rows])
+    runs = []
+    for r in range(repeats):
+        idx = subsample_bad(labels, bad_share, seed + r)
+        res = evaluate_rows(header, [rows[i] for i in idx], target=target, bad=bad, **kwargs)
+        runs.append({"repeat": r, "seed": seed + r, "rows": res["rows"], "bads": int(labels[idx].sum()),
+                     **{k: res[k] for k in ("prequential_auc", "batch_auc", "auc_gap", "prequential_logloss",
+                                            "prequential_ece", "batch_logloss", "batch_ece")}})
+        if progress is not None:
+            progress(f"evaluate: repeat {r + 1}/{repeats}: prequential AUC {res['prequential_auc']:.4f}, "
+                     f"batch {res['batch_auc']:.4f}")
+    out = {"rows": res["rows"], "model": res["model"], "label_delay": res["label_delay"], "bad_share": bad_share,
+           "bad_rate": round(float(np.mean([u["bads"] / u["rows"] for u in runs])), 4), "bads": runs[0]["bads"],
+           "repeats": repeats, "seed": seed, "rows_full": len(rows), "bads_full": int(labels.sum())}
+    for key in ("prequential_auc", "batch_auc", "auc_gap", "prequential_logloss", "prequential_ece", "batch_logloss",
+                "batch_ece"):
+        out[key], out[f"{key}_std"] = _mean_std([u[key] for u in runs])
+    out["settings"] = {**res["settings"], "subsample": {"bad_share": bad_share, "repeats": repeats, "seed": seed,
+                                                        "keeps": "all good rows, seeded sample of bad rows, file order"}}
+    out["per_repeat"] = runs
+    return out
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -210,17 +282,42 @@ def _run(args: argparse.Namespace) -> int:
         cfg = load_config(args.config)
         with open(args.csv, newline="", encoding="utf-8") as fh:
             header, rows = read_csv(fh)
-        res = evaluate_rows(header, rows, target=args.target, bad=args.bad, label_delay=args.label_delay,
-                            model=args.model, config=cfg, folds=args.folds, batch_l2=args.batch_l2,
-                            progress=lambda msg: print(msg, file=sys.stderr, flush=True))
+        common = dict(target=args.target, bad=args.bad, label_delay=args.label_delay, model=args.model, config=cfg,
+                      folds=args.folds, batch_l2=args.batch_l2,
+                      progress=lambda msg: print(msg, file=sys.stderr, flush=True))
+        if args.bad_share is None:
+            if args.repeats is not None:
+                raise ValueError("--repeats needs --bad-share (without subsampling the replay is deterministic)")
+            res = evaluate_rows(header, rows, **common)
+        else:
+            res = evaluate_imbalanced(header, rows, bad_share=args.bad_share,
+                                      repeats=10 if args.repeats is None else args.repeats, seed=args.seed, **common)
     except (OSError, ValueError) as exc:
         print(f"riskstream evaluate: {exc}", file=sys.stderr)
         return 2
+    if args.bad_share is not None:
+        return _print_imbalanced(res, args.folds)
     print(f"rows {res['rows']}  bad rate {res['bad_rate']:.3f}  label delay {res['label_delay']}  model {res['model']}")
     print(f"prequential (online, test-then-train once): AUC {res['prequential_auc']:.4f}  "
           f"log-loss {res['prequential_logloss']:.4f}  ECE {res['prequential_ece']:.4f}")
     print(f"batch reference ({args.folds}-fold CV L2 logistic): AUC {res['batch_auc']:.4f}  "
           f"log-loss {res['batch_logloss']:.4f}  ECE {res['batch_ece']:.4f}")
+    print(json.dumps(res, sort_keys=True))
+    return 0
+
+
+def _print_imbalanced(res: dict, folds: int) -> int:
+    print(f"bad share {res['bad_share']}: {res['rows']} rows ({res['bads']} bad) of {res['rows_full']} "
+          f"({res['bads_full']} bad), {res['repeats']} seeded repeats from seed {res['seed']}  "
+          f"label delay {res['label_delay']}  model {res['model']}")
+    for u in res["per_repeat"]:
+        print(f"  repeat {u['repeat']} (seed {u['seed']}): prequential AUC {u['prequential_auc']:.4f}  "
+              f"batch AUC {u['batch_auc']:.4f}  gap {u['auc_gap']:+.4f}")
+    print(f"prequential (online, test-then-train once): AUC {res['prequential_auc']:.4f} ± "
+          f"{res['prequential_auc_std']:.4f}  log-loss {res['prequential_logloss']:.4f}  ECE {res['prequential_ece']:.4f}")
+    print(f"batch reference ({folds}-fold CV L2 logistic): AUC {res['batch_auc']:.4f} ± {res['batch_auc_std']:.4f}  "
+          f"log-loss {res['batch_logloss']:.4f}  ECE {res['batch_ece']:.4f}")
+    print(f"gap (batch - prequential), mean ± std over repeats: {res['auc_gap']:+.4f} ± {res['auc_gap_std']:.4f}")
     print(json.dumps(res, sort_keys=True))
     return 0
 
@@ -242,5 +339,10 @@ def register(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--config", metavar="FILE", help="models.yaml overlay (default: the bundled riskstream/data/models.yaml)")
     p.add_argument("--folds", type=int, default=5, help="cross-validation folds of the batch reference (default 5)")
     p.add_argument("--batch-l2", type=float, default=1.0, help="L2 penalty of the batch reference (default 1.0)")
+    p.add_argument("--bad-share", type=float, metavar="S",
+                   help="subsample the bad rows to this share of the rows (e.g. 0.05), seeded; all good rows kept")
+    p.add_argument("--repeats", type=int, metavar="R",
+                   help="with --bad-share: number of seeded subsamples, reported as mean ± std (default 10)")
+    p.add_argument("--seed", type=int, default=0, help="with --bad-share: seed of the first subsample (default 0)")
     p.set_defaults(func=_run)
     return p

@@ -35,13 +35,15 @@ _CHOICES = {
     ("drift", "reaction"): ("alert_only", "reset", "retrain_window"),
 }
 _POSITIVE = {
-    ("scorer", "learning_rate"), ("scorer", "intercept_lr"), ("scorer", "bad_weight"), ("scorer", "n_models"), ("scorer", "reasons_top_k"),
+    ("scorer", "learning_rate"), ("scorer", "intercept_lr"), ("scorer", "bad_weight"), ("scorer", "max_bad_weight"), ("scorer", "n_models"), ("scorer", "reasons_top_k"),
     ("scorer", "base_odds"), ("scorer", "pdo"), ("labels", "bad_dpd"), ("labels", "horizon_cycles"),
     ("labels", "horizon_ms"), ("labels", "max_open_per_entity"), ("labels", "max_open_total"),
     ("trainer", "publish_every"), ("drift", "delta"), ("drift", "window"), ("anomaly", "n_trees"),
     ("anomaly", "height"), ("anomaly", "window_size"), ("cashflow", "alpha"), ("cashflow", "min_periods"),
     ("cashflow", "max_history"),
 }
+
+_NON_NEGATIVE = {("scorer", "balance")}
 
 
 class ModelConfigError(OperatorError):
@@ -71,12 +73,18 @@ def validate_config(cfg: dict, source: str = "<config>") -> dict:
                 if value not in _CHOICES[(section, name)]:
                     raise ModelConfigError(source, where, f"{value!r} is not allowed",
                                            f"use one of {', '.join(_CHOICES[(section, name)])}")
-            elif isinstance(default, (int, float)) and not isinstance(default, bool):
+            elif isinstance(default, bool):
+                if not isinstance(value, bool):
+                    raise ModelConfigError(source, where, f"must be true or false (got {value!r})",
+                                           f"write {str(default).lower()} or {str(not default).lower()}")
+            elif isinstance(default, (int, float)):
                 if isinstance(value, bool) or not isinstance(value, (int, float)):
                     raise ModelConfigError(source, where, f"must be a number (got {type(value).__name__})",
                                            f"write a number, e.g. {default}")
                 if (section, name) in _POSITIVE and value <= 0:
                     raise ModelConfigError(source, where, f"must be > 0 (got {value})", f"use e.g. {default}")
+                if (section, name) in _NON_NEGATIVE and value < 0:
+                    raise ModelConfigError(source, where, f"must be >= 0 (got {value})", f"use e.g. {default}")
     limits = cfg["anomaly"].get("limits") or {}
     if not isinstance(limits, dict):
         raise ModelConfigError(source, "anomaly.limits", "must be a mapping of feature to [low, high]",

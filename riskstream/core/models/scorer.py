@@ -71,11 +71,22 @@ def _reason_text(feature: str, value: float, mean: float, contribution: float) -
     return f"{words}: {value:.4g} is {direction} than the typical {mean:.4g}, which {effect} the risk"
 
 
+# What a snapshot pickled before class balancing existed (no `balance` in its config) keeps doing after it is loaded.
+_LEGACY = {"balance": 0.0, "max_bad_weight": 1.0, "pd_correction": False}
+
+
 class Scorer:
     """An online PD model over `dict[str, float]` features; missing keys count as 0.
 
     `kind` is "logistic" (StandardScaler | LogisticRegression with AdaGrad, L2 and an SGD intercept) or "tree"
     (ARFClassifier). `version` is set by the Trainer when it publishes a snapshot.
+
+    Class balancing: a bad example weighs ``bad_weight * clip(((goods + 1) / (bads + 1)) ** balance, 1,
+    max_bad_weight)``, counted over the labels learned so far, so rare defaults move the model as much as their
+    information warrants (``balance: 0.5`` is half-way, in log terms, between no weighting and fully balanced
+    classes). Weighting bads by w multiplies the model's odds of bad by about w; with ``pd_correction`` the
+    served PD divides the odds by the current weight again (prior correction), so PDs stay calibrated. The
+    correction is the same for every row, so it changes no ranking.
     """
 
     def __init__(self, config: dict):
@@ -83,6 +94,7 @@ class Scorer:
         self.kind = self.config["kind"]
         self.version = 0
         self.n_learned = 0
+        self.n_bad = 0
         self.features: dict[str, None] = {}  # ordered set of every feature name seen
         self.means: dict[str, stats.Mean] = {}
         if self.kind == "logistic":
@@ -99,9 +111,24 @@ class Scorer:
         else:
             raise ValueError(f"scorer.kind must be 'logistic' or 'tree', got {self.kind!r}")
 
+    def __setstate__(self, state: dict) -> None:
+        # A snapshot from before class balancing: keep its behaviour (no weighting it was not trained with).
+        state["config"] = {**_DEFAULTS, **_LEGACY, **state["config"]}
+        state.setdefault("n_bad", 0)
+        self.__dict__.update(state)
+
     @property
     def model_version(self) -> str:
         return f"{self.kind}@{self.version}"
+
+    def bad_weight(self) -> float:
+        """The weight the next bad example gets (see the class docstring); 1.0 means no weighting."""
+        cfg = self.config
+        w = float(cfg["bad_weight"])
+        if cfg["balance"]:
+            ratio = (self.n_learned - self.n_bad + 1) / (self.n_bad + 1)
+            w *= min(max(ratio ** float(cfg["balance"]), 1.0), float(cfg["max_bad_weight"]))
+        return w if self.kind == "logistic" else float(max(1, round(w)))  # trees learn a bad w times
 
     def _dense(self, x: dict) -> dict[str, float]:
         # Every known feature is present (0 if missing) so the scaler sees zeros too; unknown new keys are kept.
@@ -120,7 +147,12 @@ class Scorer:
             proba = self.model.predict_proba_one(self.scaler.transform_one(xd) if z is None else z)
         else:
             proba = self.model.predict_proba_one(xd)
-        return float(proba.get(True, 0.0)) if proba else 0.0
+        pd = float(proba.get(True, 0.0)) if proba else 0.0
+        if self.config["pd_correction"]:
+            w = self.bad_weight()
+            if w != 1.0:
+                pd = pd / (pd + w * (1.0 - pd)) if pd > 0.0 else 0.0  # odds / w
+        return pd
 
     def _mean(self, k: str) -> float:
         if self.kind == "logistic":
@@ -175,14 +207,15 @@ class Scorer:
             for k, v in xd.items():
                 self.means.setdefault(k, stats.Mean()).update(v)
         y = bool(y)
-        w = self.config["bad_weight"] if y else 1.0
+        w = self.bad_weight() if y else 1.0
         if self.kind == "logistic":
             self.scaler.learn_one(xd)
             self.model.learn_one(self.scaler.transform_one(xd), y, w=w)
         else:
-            for _ in range(int(round(w))):
+            for _ in range(int(w)):
                 self.model.learn_one(xd, y)
         self.n_learned += 1
+        self.n_bad += y
 
 
 def make_scorer(config: dict | None = None) -> Scorer:

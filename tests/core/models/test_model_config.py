@@ -11,6 +11,9 @@ def test_bundled_config_loads():
 
 @pytest.mark.parametrize("text, field", [
     ("scorer: {kind: forest}", "scorer.kind"),
+    ("scorer: {balance: -0.5}", "scorer.balance"),
+    ("scorer: {pd_correction: 1}", "scorer.pd_correction"),
+    ("scorer: {max_bad_weight: 0}", "scorer.max_bad_weight"),
     ("labels: {bad_dpd: -1}", "labels.bad_dpd"),
     ("drift: {delta: fast}", "drift.delta"),
     ("anomaly: {limits: {utilisation: [1, 0]}}", "anomaly.limits.utilisation"),
@@ -31,7 +34,7 @@ def test_overlay_merges_with_defaults(tmp_path):
     path = tmp_path / "m.yaml"
     path.write_text("scorer: {kind: tree}\n")
     cfg = load_config(path)
-    assert cfg["scorer"]["kind"] == "tree" and cfg["scorer"]["learning_rate"] == 0.05
+    assert cfg["scorer"]["kind"] == "tree" and cfg["scorer"]["learning_rate"] == load_config()["scorer"]["learning_rate"]
 
 
 def test_bench_reports_throughput():

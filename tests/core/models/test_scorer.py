@@ -1,5 +1,7 @@
 import pickle
 
+import pytest
+
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -64,3 +66,48 @@ def test_scorer_pickles_with_identical_predictions():
     clone = pickle.loads(pickle.dumps(scorer))
     x = next(synthetic_stream(1, seed=4))[0]
     assert clone.predict_one(x) == scorer.predict_one(x)
+
+
+def test_bad_weight_follows_the_label_counts_and_is_clipped():
+    scorer = make_scorer({"balance": 0.5, "max_bad_weight": 4.0})
+    assert scorer.bad_weight() == 1.0  # nothing learned: (0 + 1) / (0 + 1)
+    for i in range(99):
+        scorer.learn_one({"a": float(i % 10)}, i < 8)  # 8 bad, 91 good
+    assert scorer.n_bad == 8 and scorer.bad_weight() == pytest.approx((92 / 9) ** 0.5)
+    for _ in range(200):
+        scorer.learn_one({"a": 1.0}, False)
+    assert scorer.bad_weight() == 4.0  # clipped at max_bad_weight
+    assert make_scorer({"balance": 0.0, "bad_weight": 2.0}).bad_weight() == 2.0
+
+
+def test_weighted_training_with_pd_correction_keeps_pds_calibrated():
+    data = list(synthetic_stream(4000, seed=5))
+    rate = sum(y for _, y in data[2000:]) / 2000
+    mean_pd = {}
+    for correction in (True, False):
+        scorer = make_scorer({"balance": 0.5, "pd_correction": correction})
+        pds = []
+        for i, (x, y) in enumerate(data):
+            if i >= 2000:
+                pds.append(scorer.predict_pd(x))
+            scorer.learn_one(x, y)
+        mean_pd[correction] = sum(pds) / len(pds)
+    assert abs(mean_pd[True] - rate) < 0.015
+    assert mean_pd[False] > rate + 0.03  # the weighting alone inflates PDs; the correction undoes it
+
+
+def test_snapshot_pickled_before_balancing_keeps_its_behaviour():
+    scorer = make_scorer({"balance": 0.0, "pd_correction": False})
+    for x, y in synthetic_stream(300, seed=2):
+        scorer.learn_one(x, y)
+    x = next(synthetic_stream(1, seed=4))[0]
+    expected = scorer.predict_one(x)
+    state = dict(scorer.__dict__)
+    del state["n_bad"]  # what an older riskstream pickled: no counts, no balancing keys in its config
+    state["config"] = {k: v for k, v in state["config"].items() if k not in ("balance", "max_bad_weight", "pd_correction")}
+    old = object.__new__(type(scorer))
+    old.__dict__.update(state)
+    clone = pickle.loads(pickle.dumps(old))
+    assert clone.predict_one(x) == expected and clone.bad_weight() == 1.0
+    clone.learn_one(x, True)
+    assert clone.n_bad == 1
