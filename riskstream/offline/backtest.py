@@ -517,7 +517,11 @@ def format_table(report: dict) -> str:
     line = lambda r: "  ".join(str(c).ljust(widths[0]) if i == 0 else str(c).rjust(widths[i]) for i, c in enumerate(r))
     out = [line(head), "  ".join("-" * w for w in widths), *map(line, rows)]
     for p in pols:
-        out.append(f"{p['policy']}: commands {p['commands_by_action']}")
+        out.append(f"{p['policy']}: commands by action {p['commands_by_action']}")
+        top = list(p["commands_by_rule"].items())[:8]
+        out.append(f"  by rule: {', '.join(f'{k} {v}' for k, v in top)}")
+        top = list(p["commands_by_reason_code"].items())[:6]
+        out.append(f"  by top model reason: {', '.join(f'{k} {v}' for k, v in top)}")
     return "\n".join(out)
 
 
@@ -655,9 +659,10 @@ def run_backtest(events: Path, truth_path: Path, policies: list[Path], *, out: P
         report["throughput"] = {
             "events_per_s_min": slowest, "events_per_s_max": max(eps),
             "events_per_cpu_s_min": min(cpu) if cpu else None,
-            "note": (f"{slowest:,.0f} ev/s wall ({min(cpu) if cpu else 0:,.0f} per CPU second), each run with "
-                     f"{len(sweep)} shadow copies for the sweep: 1,000,000 events take about "
-                     f"{1e6 / slowest / 60:,.1f} min per policy at this rate")}
+            "note": (f"{slowest:,.0f} ev/s wall, {min(cpu) if cpu else 0:,.0f} per CPU second, each run with "
+                     f"{len(sweep)} shadow copies for the sweep: 1,000,000 events would take about "
+                     f"{1e6 / slowest / 60:,.1f} min per policy at the wall rate"
+                     + (f", {1e6 / min(cpu) / 60:,.1f} min on an idle core" if cpu else ""))}
         report["note"] = (f"{len(loaded.records):,} events, {len(truth):,} entities"
                           f"{' (synthetic)' if report['synthetic'] else ''}; {report['throughput']['note']}")
     if out is not None:
