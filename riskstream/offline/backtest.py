@@ -551,7 +551,7 @@ def plot(report: dict, path: Path) -> None:
                 label=f"{p['policy']} operating point ({oy:.0f} % at {ox:.1f} % harm)")
     ax.axvline(3.0, color="grey", lw=0.8, ls=":")
     ax.axhline(70.0, color="grey", lw=0.8, ls=":")
-    ax.text(3.02, 2, "harm bound 3 %", color="grey", fontsize=7, rotation=90, va="bottom")
+    ax.text(3.02, 35, "harm bound 3 %", color="grey", fontsize=7, rotation=90, va="bottom")
     ax.text(0.02, 70.8, "target: 70 % caught >= 60 d", color="grey", fontsize=7, transform=ax.get_yaxis_transform())
     ax.set_xlabel("good credit lines closed, frozen or limited (%)")
     ax.set_ylabel("defaulters restricted ahead of default (%)")
@@ -560,8 +560,10 @@ def plot(report: dict, path: Path) -> None:
     ax.set_xlim(left=0)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, loc="lower right")
-    fig.text(0.01, 0.01, report.get("note", ""), fontsize=7, color="grey")
-    fig.tight_layout(rect=(0, 0.03, 1, 1))
+    import textwrap
+
+    fig.text(0.01, 0.01, "\n".join(textwrap.wrap(report.get("note", ""), 150)), fontsize=7, color="grey")
+    fig.tight_layout(rect=(0, 0.05, 1, 1))
     fig.savefig(path, dpi=120)
     plt.close(fig)
 
