@@ -298,7 +298,7 @@ class _Line:
             out.add(self.ms(rng.uniform(open_day, end_day)), CREDIT, "external_delinquency",
                     {"days_past_due": rng.choice([30, 30, 60]), "amount": float(rng.randint(50, 500))})
         if distressed:
-            lo = plan.onset
+            lo = max(plan.onset, open_day + 1 / 24)           # a history that starts in distress
             hi = plan.first_miss if plan.role == "default" else plan.peak
             if inquiries:
                 d = lo

@@ -54,6 +54,17 @@ def test_publication_order_ids_and_synthetic_marking(pop):
     assert all(t["synthetic"] is True for t in pop.truth)
 
 
+def test_nothing_before_the_account_opens_even_when_distress_starts_with_the_history():
+    pop = generate(PopulationConfig(accounts=300, facilities=5, days=200, seed=12, bad_share=0.5, cure_rate=0.3))
+    opened = set()
+    for _, ev in pop.records:
+        entity = ev.get("account_id") or ev.get("facility_id")
+        if ev["type"] == "account_opened":
+            opened.add(entity)
+        elif entity is not None:
+            assert entity in opened, (ev["type"], entity)
+
+
 def test_same_seed_same_population_other_seed_other_population():
     a, b = generate(PopulationConfig(accounts=50, facilities=2, days=200, seed=9)), \
         generate(PopulationConfig(accounts=50, facilities=2, days=200, seed=9))
