@@ -30,6 +30,7 @@ PLUGINS = {
     "audit": ("riskstream.core.audit", "verify the tamper-evident audit log"),
     "control": ("riskstream.ops.control", "publish policy versions, overrides and breaker resets"),
     "replay": ("riskstream.offline.replay", "run the steps offline over a file of upstream events"),
+    "backtest": ("riskstream.offline.backtest", "run policies over events with known outcomes: catch rate, harm"),
 }
 
 
@@ -129,16 +130,66 @@ def cmd_actuator(args) -> int:
 
 # -- simulate -------------------------------------------------------------------------------------------------------
 def cmd_simulate(args) -> int:
+    if args.population or args.out_events or args.out_truth:
+        return _simulate_population(args)
     from riskstream.ops.simulator import SimConfig, Simulator
     from riskstream.stream.produce import produce
     # Default: the simulated clock ends about now, so producer-to-decision latency is meaningful.
     start = args.start_ms or int(time.time() * 1000) - args.events * args.step_ms
-    sim = Simulator(SimConfig(accounts=args.accounts, facilities=args.facilities, seed=args.seed,
+    sim = Simulator(SimConfig(accounts=200 if args.accounts is None else args.accounts,
+                              facilities=20 if args.facilities is None else args.facilities, seed=args.seed,
                               start_ms=start, malformed_share=args.malformed, step_ms=args.step_ms),
                     producer_clock=lambda: int(time.time() * 1000))
     sent = produce(_resolve_bootstrap(args), sim.wire(args.events), rate=args.rate,
                    progress=not args.quiet)
     print(f"sent {sent} events", file=sys.stderr)
+    return 0
+
+
+def _simulate_population(args) -> int:
+    """The population with ground truth (riskstream.ops.population) to files and/or Kafka."""
+    import json
+
+    from riskstream.offline.files import write_events, write_truth
+    from riskstream.ops import population as popmod
+
+    to_kafka = not args.out_events              # --out-events: files only; otherwise the events go to Kafka
+    if to_kafka and not args.out_truth:
+        print("riskstream simulate: a population sent to Kafka needs --out-truth FILE for its outcomes",
+              file=sys.stderr)
+        return 2
+    # Files: a fixed start, so the same flags write the same bytes. Kafka: the history ends about now, as live
+    # workers refuse event times far from their clock.
+    start = args.start_ms or (int(time.time() * 1000) - args.days * popmod.DAY if to_kafka
+                              else popmod.DEFAULT_START_MS)
+    try:
+        cfg = popmod.PopulationConfig(
+            accounts=10_000 if args.accounts is None else args.accounts,
+            facilities=200 if args.facilities is None else args.facilities, days=args.days, seed=args.seed,
+            start_ms=start, bad_share=args.bad_share, cure_rate=args.cure_rate, fraud_share=args.fraud_share,
+            lead_strength=args.lead_strength, noise=args.noise, facility_bad_share=args.facility_bad_share,
+            shock_day=args.shock_day, shock_segment=args.shock_segment, shock_size=args.shock_size,
+            shock_default_share=args.shock_default_share)
+        cfg.check()
+    except ValueError as exc:
+        print(f"riskstream simulate: {exc}", file=sys.stderr)
+        return 2
+    t0 = time.perf_counter()
+    pop = popmod.generate(cfg)
+    if not args.quiet:
+        print(f"generated {len(pop.records):,} events for {cfg.accounts:,} accounts and {cfg.facilities:,} "
+              f"facilities in {time.perf_counter() - t0:.1f} s (SYNTHETIC)", file=sys.stderr)
+    if args.out_events:
+        with open(args.out_events, "wb") as fh:
+            write_events(fh, pop.records)
+    if args.out_truth:
+        with open(args.out_truth, "wb") as fh:
+            write_truth(fh, pop.truth)
+    if to_kafka:
+        from riskstream.stream.produce import produce
+        sent = produce(_resolve_bootstrap(args), popmod.wire(pop.records), rate=args.rate, progress=not args.quiet)
+        print(f"sent {sent} events", file=sys.stderr)
+    print(json.dumps(pop.summary, indent=1), file=sys.stderr)
     return 0
 
 
@@ -198,18 +249,48 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
                        help="mass-close breaker: the same as a share of active accounts (default %(default)s)")
         w.set_defaults(func=func)
 
-    s = sub.add_parser("simulate", help="publish simulated upstream events",
+    s = sub.add_parser("simulate", help="publish simulated upstream events, or a population with ground truth",
                        description="Publish a deterministic stream of account, repayment, credit, market and "
-                                   "project-finance events (same seed, same events).")
+                                   "project-finance events (same seed, same events). With --population (implied "
+                                   "by --out-events/--out-truth): a SYNTHETIC population with ground truth "
+                                   "(riskstream.ops.population, file formats in docs/files.md), written to files "
+                                   "and/or sent to Kafka.")
     _bootstrap_arg(s)
-    s.add_argument("--events", type=int, default=10_000, help="how many events (default 10000)")
-    s.add_argument("--accounts", type=int, default=200)
-    s.add_argument("--facilities", type=int, default=20)
-    s.add_argument("--seed", type=int, default=7)
-    s.add_argument("--rate", type=float, default=0, help="events per second (default 0 = as fast as possible)")
+    s.add_argument("--events", type=int, default=10_000, help="how many events (demo stream only; default 10000)")
+    s.add_argument("--accounts", type=int, default=None,
+                   help="credit lines (default 200; with --population 10000)")
+    s.add_argument("--facilities", type=int, default=None,
+                   help="project-finance facilities (default 20; with --population 200)")
+    s.add_argument("--seed", type=int, default=7, help="random seed (default 7)")
+    g = s.add_argument_group("population with ground truth (SYNTHETIC; docs/files.md)")
+    g.add_argument("--population", action="store_true", help="generate the population with ground truth")
+    g.add_argument("--out-events", metavar="FILE", help="write the events (JSON lines) here")
+    g.add_argument("--out-truth", metavar="FILE", help="write the outcomes (JSON lines) here")
+    g.add_argument("--days", type=int, default=300, help="length of the history (default %(default)s)")
+    g.add_argument("--bad-share", type=float, default=0.06,
+                   help="share of credit lines that default (default %(default)s)")
+    g.add_argument("--cure-rate", type=float, default=0.4,
+                   help="share of distress episodes that cure (default %(default)s)")
+    g.add_argument("--fraud-share", type=float, default=0.003,
+                   help="share of lines hit by an account takeover (default %(default)s)")
+    g.add_argument("--lead-strength", type=float, default=1.0,
+                   help="how often lead signals precede a default (0 = never, 1 = as documented; default "
+                        "%(default)s)")
+    g.add_argument("--noise", type=float, default=1.0,
+                   help="scale of benign noise in good accounts (default %(default)s)")
+    g.add_argument("--facility-bad-share", type=float, default=0.08,
+                   help="share of facilities that default (default %(default)s)")
+    g.add_argument("--shock-day", type=int, default=None, help="day of a market shock (default: none)")
+    g.add_argument("--shock-segment", default="transport", help="segment the shock hits (default %(default)s)")
+    g.add_argument("--shock-size", type=float, default=0.25,
+                   help="fall of the segment's sector index (default %(default)s)")
+    g.add_argument("--shock-default-share", type=float, default=0.06,
+                   help="extra defaults among the shocked segment's accounts and facilities (default %(default)s)")
+    s.add_argument("--rate", type=float, default=0, help="events per second (0 = as fast as possible)")
     s.add_argument("--malformed", type=float, default=0.0, help="share of events corrupted on the wire (0..1)")
     s.add_argument("--start-ms", type=int, default=0,
-                   help="event time of the first event (default: so that the last event is about now)")
+                   help="event time of the first event (default: so that the last event is about now; population files: "
+                        "a fixed time, so the same flags write the same files)")
     s.add_argument("--step-ms", type=int, default=500,
                    help="mean event-time gap between events (default 500). Events of one account arrive on several "
                         "topics, so a big gap at a high rate turns normal cross-topic reordering into late events")

@@ -56,7 +56,7 @@ def all_committed(bootstrap: str, reads: list[tuple[str, str]]) -> bool:
 
 @pytest.mark.kafka
 def test_restarted_pipeline_skips_no_record_when_its_seek_is_slow(kafka_pipeline, downstream_of, tmp_path):
-    from riskstream.core.steps.pipeline import PipelineConfig
+    from riskstream.core.steps import PipelineConfig
     from riskstream.offline.replay import replay
 
     pipeline = kafka_pipeline
