@@ -82,7 +82,7 @@ SIZES = {
 # Seconds each section leaves for the sections after it when the time budget is short (quiet machine: unused).
 RESERVE = {"throughput": 210.0, "latency": 150.0, "recovery": 60.0, "scale": 30.0}
 # The least time worth starting a section with.
-NEED = {"latency": 45.0, "recovery": 60.0, "scale": 45.0}
+NEED = {"latency": 45.0, "recovery": 60.0, "scale": 75.0}
 HELD_LAG_S = 2.0     # "held": lag (committed offsets) in the second half of the run <= 2 s of traffic ...
 HELD_DRAIN_S = 5.0   # ... and everything committed within 5 s after the last event was offered
 TARGETS_NOTE = "targets of issue 14; `python -m bench.check FILE` compares a run with them"
