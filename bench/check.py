@@ -148,7 +148,7 @@ def markdown(doc: dict, command: str = "./scripts/bench --live --check --out ben
         e = r.get("event_to_command_ms") or {}
         if not e:
             if key == "highest_held":
-                row("Highest rate held", "none", "no rate tried above 1,000 ev/s held (see JSON `tried`)")
+                row("Highest rate held", "none", "no rate tried held (see JSON `latency.runs.highest_held.tried`)")
             continue
         rate = label or _fmt(r.get("offered_ev_s"))
         hops = r.get("hops_of_commanded_events_ms") or {}

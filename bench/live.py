@@ -785,7 +785,9 @@ class Live:
             tried = []
             for frac in self.sz["held_fractions"]:
                 rate = int(capacity * frac // 100 * 100)
-                if rate <= self.sz["rate_low"]:
+                if rate <= self.sz["rate_low"] and runs["1k"]["held"]:
+                    break  # the low rate held: the highest held rate is above it or unknown
+                if rate < 100:
                     break
                 if self.deadline - time.monotonic() < RESERVE["latency"] + 2 * self.sz["held_s"]:
                     tried.append({"rate": rate, "skipped": "time budget"})
