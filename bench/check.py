@@ -135,7 +135,8 @@ def markdown(doc: dict, command: str = "./scripts/bench --live --check --out ben
     row("Faust pass-through agent, decode only", _fmt(g("throughput", "passthrough", "ev_s")),
         f"ev/s; {_fmt(g('throughput', 'passthrough', 'cpu_us_per_event'))} µs CPU/event; "
         f"{_fmt(n)} pre-loaded events on the 4 upstream topics")
-    row("Full worker, same messages", _fmt(g("throughput", "worker", "ev_s")),
+    cut = " (partial: out of time)" if (tp.get("worker") or {}).get("partial") else ""
+    row("Full worker, same messages" + cut, _fmt(g("throughput", "worker", "ev_s")),
         f"ev/s; {_fmt(g('throughput', 'worker', 'cpu_us_per_event'))} µs CPU/event = "
         f"{_fmt(g('throughput', 'worker', 'ev_s_per_cpu_s'))} ev/s per CPU second (target ≥ 15,000)")
     row("**Worker / pass-through**", f"**{_fmt(g('throughput', 'ratio_worker_vs_passthrough', 'ev_s'))}**",
@@ -147,7 +148,7 @@ def markdown(doc: dict, command: str = "./scripts/bench --live --check --out ben
         e = r.get("event_to_command_ms") or {}
         if not e:
             if key == "highest_held":
-                row("Highest rate held", "none", "no rate tried above 1,000 ev/s held (see JSON `tried`)")
+                row("Highest rate held", "none", "no rate tried held (see JSON `latency.runs.highest_held.tried`)")
             continue
         rate = label or _fmt(r.get("offered_ev_s"))
         hops = r.get("hops_of_commanded_events_ms") or {}
@@ -172,7 +173,9 @@ def markdown(doc: dict, command: str = "./scripts/bench --live --check --out ben
         "s (target ≤ 30 s); includes the 6 s session timeout of the killed member")
     sc = live.get("scale") or {}
     r1, r2 = (sc.get("runs") or {}).get("1_worker") or {}, (sc.get("runs") or {}).get("2_workers") or {}
-    row(f"1 → 2 workers, {sc.get('partitions', 8)} partitions", f"{_fmt(r1.get('ev_s'))} → {_fmt(r2.get('ev_s'))}",
+    cut = " (partial: out of time)" if r1.get("partial") or r2.get("partial") else ""
+    row(f"1 → 2 workers, {sc.get('partitions', 8)} partitions{cut}",
+        f"{_fmt(r1.get('ev_s'))} → {_fmt(r2.get('ev_s'))}",
         f"ev/s, ×{_fmt(sc.get('speedup_2_vs_1'))} (target ≥ 1.6); CPU share {_fmt(r1.get('cpu_share'))} → "
         f"{_fmt(r2.get('cpu_share'))} of a core: 2 cores shared with the broker and the rest of the machine")
     lines += ["", "Targets, from this run (`--check`):", ""]

@@ -80,9 +80,9 @@ SIZES = {
 }
 
 # Seconds each section leaves for the sections after it when the time budget is short (quiet machine: unused).
-RESERVE = {"throughput": 210.0, "latency": 150.0, "recovery": 60.0, "scale": 30.0}
+RESERVE = {"throughput": 210.0, "latency": 150.0, "recovery": 80.0, "scale": 30.0}
 # The least time worth starting a section with.
-NEED = {"latency": 45.0, "recovery": 60.0, "scale": 45.0}
+NEED = {"latency": 45.0, "recovery": 60.0, "scale": 75.0}
 HELD_LAG_S = 2.0     # "held": lag (committed offsets) in the second half of the run <= 2 s of traffic ...
 HELD_DRAIN_S = 5.0   # ... and everything committed within 5 s after the last event was offered
 TARGETS_NOTE = "targets of issue 14; `python -m bench.check FILE` compares a run with them"
@@ -785,7 +785,9 @@ class Live:
             tried = []
             for frac in self.sz["held_fractions"]:
                 rate = int(capacity * frac // 100 * 100)
-                if rate <= self.sz["rate_low"]:
+                if rate <= self.sz["rate_low"] and runs["1k"]["held"]:
+                    break  # the low rate held: the highest held rate is above it or unknown
+                if rate < 100:
                     break
                 if self.deadline - time.monotonic() < RESERVE["latency"] + 2 * self.sz["held_s"]:
                     tried.append({"rate": rate, "skipped": "time budget"})
@@ -966,6 +968,7 @@ class Live:
             topo, names = self.topology(f"s{k}.", partitions=parts)
             out["events"] = self.upstream_count(rest, names)
             procs = [self.worker(f"s{k}-worker-{i}", topo) for i in range(k)]
+            key = f"{k}_worker" + ("s" if k > 1 else "")
             try:
                 t_join = self.wait_group(names.worker_group, k, procs, timeout=self.left(cap=90))
                 log(f"scale: {k} worker(s) joined in {t_join:.1f} s; warm-up, then {len(rest)} events")
@@ -975,8 +978,16 @@ class Live:
                 m["group_join_s"] = round(t_join, 1)
                 with contextlib.suppress(Exception):
                     m["group_after_run"] = dict(zip(("state", "members"), self.kafka.members(names.worker_group)))
-                out["runs"][f"{k}_worker" + ("s" if k > 1 else "")] = m
+                out["runs"][key] = m
                 log(f"scale: {k} worker(s): {m['ev_s']} ev/s, cpu share {m['cpu_share']}")
+            except (TimeoutError, RuntimeError) as exc:
+                # e.g. a worker that stops taking batches ("no batch in 10 s with N records waiting"): keep the
+                # other run's figures and what the workers said.
+                log(f"scale: {k} worker(s) FAILED: {exc}")
+                out["runs"][key] = {"error": f"{type(exc).__name__}: {exc}"[:1000],
+                                    "worker_warnings": {p.name: [ln for ln in p.tail(20_000).splitlines()
+                                                                 if "riskstream.stream" in ln][-3:]
+                                                        for p in procs}}
             finally:
                 for p in procs:
                     p.stop()

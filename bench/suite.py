@@ -44,8 +44,8 @@ def main(argv: list[str] | None = None) -> int:
 
             print("[bench] live, on an embedded Apache Kafka ...", file=sys.stderr, flush=True)
             # The whole of ./scripts/bench --live within 10 minutes: the live part gets what the core left, less
-            # ~45 s for the broker's shutdown and the cleanup after its budget.
-            budget = max(240.0, TOTAL_BUDGET_S - (time.monotonic() - started) - 45)
+            # ~60 s for the waits' minimum lengths, the broker's shutdown and the cleanup after its budget.
+            budget = max(240.0, TOTAL_BUDGET_S - (time.monotonic() - started) - 60)
             doc["live"] = live.run(live.SIZES["quick" if args.quick else "full"], budget_s=budget)
     text = orjson.dumps(doc, option=orjson.OPT_INDENT_2).decode()
     if args.out:
