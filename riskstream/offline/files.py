@@ -50,15 +50,20 @@ def write_events(fh: IO[bytes], records: Iterable[tuple[str, dict]]) -> int:
     return n
 
 
-def iter_events(fh: IO[bytes], name: str = "events") -> Iterator[tuple[str, dict]]:
-    """(topic, event dict) per line; blank lines are skipped; anything else malformed raises FileFormatError."""
+def _json_lines(fh: IO[bytes], name: str) -> Iterator[tuple[int, object]]:
+    """(line number, decoded JSON) per non-blank line; a line that is not JSON raises FileFormatError."""
     for no, line in enumerate(fh, 1):
         if not line.strip():
             continue
         try:
-            rec = orjson.loads(line)
+            yield no, orjson.loads(line)
         except orjson.JSONDecodeError as exc:
             raise FileFormatError(f"{name}:{no}: not JSON ({exc})") from None
+
+
+def iter_events(fh: IO[bytes], name: str = "events") -> Iterator[tuple[str, dict]]:
+    """(topic, event dict) per line; blank lines are skipped; anything else malformed raises FileFormatError."""
+    for no, rec in _json_lines(fh, name):
         if not isinstance(rec, dict) or not isinstance(rec.get("topic"), str) or not isinstance(rec.get("event"), dict):
             raise FileFormatError(f'{name}:{no}: expected {{"topic": "<upstream topic>", "event": {{...}}}}')
         yield rec["topic"], rec["event"]
@@ -75,13 +80,7 @@ def write_truth(fh: IO[bytes], records: Iterable[dict]) -> int:
 def read_truth(fh: IO[bytes], name: str = "truth") -> dict[str, dict]:
     """entity -> truth record; checks the outcome vocabulary and that defaults and frauds carry a time."""
     out: dict[str, dict] = {}
-    for no, line in enumerate(fh, 1):
-        if not line.strip():
-            continue
-        try:
-            rec = orjson.loads(line)
-        except orjson.JSONDecodeError as exc:
-            raise FileFormatError(f"{name}:{no}: not JSON ({exc})") from None
+    for no, rec in _json_lines(fh, name):
         if not isinstance(rec, dict) or not isinstance(rec.get("entity"), str):
             raise FileFormatError(f'{name}:{no}: expected {{"entity": ..., "outcome": ..., "time": ...}}')
         if rec.get("outcome") not in OUTCOMES:

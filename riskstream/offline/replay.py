@@ -1,10 +1,9 @@
 """`riskstream replay FILE`: the offline driver's command line, and `replay()`, the same for tests and benchmarks.
 
 FILE holds JSON lines, one upstream record per line in publication order (docs/files.md):
-``{"topic": "<upstream topic>", "event": {...the event exactly as published...}}``, optionally with
-``"timestamp": <epoch ms>`` (the broker time ingest judges future and stale events against; default: the event's
-``producer_time``, else its ``event_time``). The decisions and commands go to ``--out`` as JSON lines, and a
-summary is printed.
+``{"topic": "<upstream topic>", "event": {...the event exactly as published...}}``. Ingest judges future and
+stale events against the event's ``producer_time`` (else its ``event_time``), as live it uses the broker time.
+The decisions and commands go to ``--out`` as JSON lines, and a summary is printed.
 
 >>> from riskstream.ops.simulator import Simulator, SimConfig
 >>> sim = Simulator(SimConfig(accounts=5, facilities=0, seed=3))
@@ -65,23 +64,19 @@ def replay(records: Iterable[tuple[str, bytes, bytes]], *, now_ms: int, config: 
 
 
 def read_events(path: Path):
-    """Yield (topic, raw bytes, timestamp) from a replay file; a bad line stops with its line number."""
+    """Yield (topic, raw bytes, timestamp) from a replay file (docs/files.md); a bad line stops with its number."""
+    from riskstream.offline.files import FileFormatError, iter_events
+
     with path.open("rb") as fh:
-        for n, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            try:
-                rec = orjson.loads(line)
-                topic, event = rec["topic"], rec["event"]
-            except (orjson.JSONDecodeError, KeyError, TypeError):
-                raise SystemExit(f"{path}: line {n}: not a replay record. Fix: write "
-                                 '{"topic": "<upstream topic>", "event": {...}} on each line') from None
-            if topic not in FAMILY_OF_TOPIC:
-                raise SystemExit(f"{path}: line {n}: topic: {topic!r} is not an upstream topic. Fix: use one of "
-                                 + ", ".join(FAMILY_OF_TOPIC))
-            ts = rec.get("timestamp") or (event.get("producer_time") if isinstance(event, dict) else None) \
-                or (event.get("event_time") if isinstance(event, dict) else None) or 0
-            yield topic, orjson.dumps(event), int(ts)
+        try:
+            for topic, event in iter_events(fh, str(path)):
+                if topic not in FAMILY_OF_TOPIC:
+                    raise FileFormatError(f"{path}: topic {topic!r} is not an upstream topic (use one of "
+                                          + ", ".join(FAMILY_OF_TOPIC) + ")")
+                ts = event.get("producer_time") or event.get("event_time") or 0
+                yield topic, orjson.dumps(event), int(ts) if isinstance(ts, int) else 0
+        except FileFormatError as exc:
+            raise SystemExit(f"riskstream replay: {exc}") from None
 
 
 def _run(args: argparse.Namespace) -> int:
