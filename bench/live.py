@@ -1133,10 +1133,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.core:
         doc = orjson.loads(Path(args.core).read_bytes())
         doc["live"] = live
-    text = orjson.dumps(doc, option=orjson.OPT_INDENT_2).decode()
-    if args.out:
-        Path(args.out).write_text(text + "\n")
-    sys.stdout.write(text + "\n")
+    from bench.run import emit
+
+    emit(doc, args.out)
     return 0
 
 

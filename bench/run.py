@@ -248,12 +248,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--quick", action="store_true", help="small sizes (seconds, for a sanity check)")
     ap.add_argument("--out", metavar="FILE", help="also write the JSON to FILE")
     args = ap.parse_args(argv)
-    out = run(SIZES["quick" if args.quick else "full"])
-    text = orjson.dumps(out, option=orjson.OPT_INDENT_2).decode()
-    if args.out:
-        Path(args.out).write_text(text + "\n")
-    sys.stdout.write(text + "\n")
+    emit(run(SIZES["quick" if args.quick else "full"]), args.out)
     return 0
+
+
+def emit(doc: dict, out: str | None) -> None:
+    """Print a bench's JSON on stdout, and also write it to `out` if given."""
+    text = orjson.dumps(doc, option=orjson.OPT_INDENT_2).decode()
+    if out:
+        Path(out).write_text(text + "\n")
+    sys.stdout.write(text + "\n")
 
 
 if __name__ == "__main__":

@@ -27,21 +27,13 @@ def _topic(name: str) -> str:
     return name
 
 
-BEHAVIOUR = _topic("riskstream.events.behaviour")
-REPAYMENT = _topic("riskstream.events.repayment")
-CREDIT = _topic("riskstream.events.credit")
-MARKET = _topic("riskstream.events.market")
-PROJECT = _topic("riskstream.events.project")
-VALID = _topic("riskstream.events.valid")
-DEAD = _topic("riskstream.deadletter")
-DECISIONS = _topic("riskstream.decisions")
-COMMANDS = _topic("riskstream.commands")
-LABELS = _topic("riskstream.labels")
-MODELS = _topic("riskstream.models")
-CONTROL = _topic("riskstream.control")
-VERSIONS = _topic("riskstream.versions")
-ACCOUNTS_CHANGELOG = _topic("riskstream-accounts-changelog")   # Faust names it <app id>-<table>-changelog
-LINES_CHANGELOG = _topic("riskstream-actuator-lines-changelog")
+(BEHAVIOUR, REPAYMENT, CREDIT, MARKET, PROJECT, VALID, DEAD, DECISIONS, COMMANDS, LABELS, MODELS, CONTROL, VERSIONS,
+ ACCOUNTS_CHANGELOG, LINES_CHANGELOG) = map(_topic, (
+    "riskstream.events.behaviour", "riskstream.events.repayment", "riskstream.events.credit",
+    "riskstream.events.market", "riskstream.events.project", "riskstream.events.valid", "riskstream.deadletter",
+    "riskstream.decisions", "riskstream.commands", "riskstream.labels", "riskstream.models", "riskstream.control",
+    "riskstream.versions",
+    "riskstream-accounts-changelog", "riskstream-actuator-lines-changelog"))  # Faust: <app id>-<table>-changelog
 
 #: Upstream topic -> event family (the last part of its name): what the ingest step accepts from each topic.
 FAMILY_OF_TOPIC = {t: t.rsplit(".", 1)[1] for t in (*TOPOLOGY.agents["ingest"].reads, MARKET)}

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import orjson
 import pytest
+import yaml
 
 from riskstream.core.names import CONTROL, DECISIONS, MARKET, VALID, VERSIONS
 from riskstream.data import DEFAULT_POLICY
@@ -30,22 +31,14 @@ N_EVENTS = int(os.environ.get("RS_PARITY_EVENTS", "20000"))
 ACCOUNTS = 1000
 BREAKER_MAX = 8   # CLOSE+FREEZE a minute over the 4 partitions: the poison policy trips it at once
 MODEL_CONFIG = "trainer:\n  publish_every: 25\n"   # several model versions within the run
-POISON = """\
-name: e2e-poison
-version: 3
-mode: live
-segments:
-  credit_line: {thresholds: {warn_pd: 0.1, limit_pd: 0.2, close_pd: 0.4}}
-actions:
-  CLOSE: {cooldown: 0s, hysteresis: false, grace: 72h}
-rules:
-  - id: close-everyone
-    product: credit_line
-    when: [{fact: pd, op: ">=", value: 0}]
-    action: CLOSE
-    immediate: true
-    reason: a poison policy that would close every line (end-to-end test)
-"""
+# A poison policy that would close every line: the bundled champion's header, one immediate CLOSE for any PD.
+POISON = yaml.safe_dump({
+    "name": "e2e-poison", "version": 3, "mode": "live",
+    "segments": {"credit_line": {"thresholds": {"warn_pd": 0.1, "limit_pd": 0.2, "close_pd": 0.4}}},
+    "actions": {"CLOSE": {"cooldown": "0s", "hysteresis": False, "grace": "72h"}},
+    "rules": [{"id": "close-everyone", "product": "credit_line", "when": [{"fact": "pd", "op": ">=", "value": 0}],
+               "action": "CLOSE", "immediate": True, "reason": "a poison policy (end-to-end test)"}]},
+    sort_keys=False)
 
 
 def policy_version(text: str, version: int) -> str:
