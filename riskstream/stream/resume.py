@@ -1,4 +1,4 @@
-"""Agents' partitions stay paused until Faust's end-of-recovery seek is done (a Faust race that skipped records).
+"""Agents' partitions are fetched only after Faust's end-of-recovery seek is done (a Faust race that skipped records).
 
 Faust ends table recovery in `faust.tables.recovery.Recovery.on_recovery_completed` (`_resume_streams` when the app
 has no table) with, in this order:
@@ -24,14 +24,24 @@ through, as `min(acked) - committed > 1`). Where it does not, the first acked of
 "no batch in 10 s with N records waiting" while the committed offset stays put. Every agent of both apps was
 exposed; the actuator most, since its first batch waits for the commands topic tail (`SentCommands.load_tail`).
 
-`install()` holds back the resume of step 1 for non-changelog partitions until the method has returned, that is
-after the seek has completed and the queues were emptied. Nothing of those partitions is fetched before the seek,
-so nothing is dropped, and the first record an agent gets is the one at its committed offset. If the method is
-interrupted by a new rebalance (`RebalanceAgain`), the held partitions stay paused: the next recovery resumes them.
-If the seek timed out or recovery stopped (`ServiceStopped`), they are resumed as Faust would have done.
+`install()` wraps both methods. For their duration the agents' partitions are paused twice:
 
-`tests/stream/test_resume.py` runs Faust's own method against a recording consumer and fails if Faust changes
-that order (fixed upstream: this module may go) or our hold stops seeing it; `tests/e2e/test_takeover.py` restarts
+* in Faust: the resume of step 1 is held back (and a partition left active is paused), so that a record of a
+  batch fetched before the seek is dropped by `Consumer.getmany` instead of being delivered after it;
+* in aiokafka (`AIOKafkaConsumer.pause`, in the consumer thread): Faust passes its *live* set of active partitions
+  to the consumer thread, and to aiokafka an empty set means "every partition". A fetch started while only the
+  changelogs were active can end after they were paused, and return the agents' records; Faust then drops them
+  as inactive, with aiokafka's position already past them. Before the seek that is repaired by the seek; after it
+  (which Faust-level holding alone would allow) those records were lost: seen once in 21 slow runs beside a CPU
+  hog, a restarted actuator that never got a batch. aiokafka hands nothing of a paused partition out.
+
+When the method has returned (the seek is complete and the queues are empty) the partitions are resumed in Faust,
+then in aiokafka: the first record an agent gets is the one at its committed offset. If the method is interrupted
+by a new rebalance (`RebalanceAgain`), Faust's side stays paused and the next recovery resumes it. If the seek
+timed out (`ServiceStopped`), they are resumed as Faust would have done.
+
+`tests/stream/test_resume.py` runs Faust's own methods against a recording consumer and fails if Faust changes
+that order (fixed upstream: this module may go) or the hold stops seeing it; `tests/e2e/test_takeover.py` restarts
 a worker and an actuator with a slow seek and checks that every agent processed every record.
 """
 
@@ -42,24 +52,28 @@ import logging
 
 log = logging.getLogger("riskstream.stream")
 
-__all__ = ["install", "hold_resumes"]
+__all__ = ["install", "hold_resumes", "set_fetching"]
 
 
 def hold_resumes(method):
-    """Wrap a `Recovery` coroutine method so that the agents' partitions it resumes are resumed after it returns."""
+    """Wrap a `Recovery` coroutine method so that the agents' partitions are fetched again only after it returns."""
     from faust.tables.recovery import RebalanceAgain, ServiceStopped
 
     @functools.wraps(method)
     async def wrapper(self, *args, **kwargs):
         consumer = self.app.consumer
+        agents = {tp for tp in consumer.assignment() if not self._is_changelog_tp(tp)}
+        await set_fetching(consumer, agents, paused=True)
+        consumer.pause_partitions(agents)  # normally paused already, since the assignment
+        consumer._buffered_partitions.difference_update(agents)  # getmany delivers these even when inactive
         held: set = set()
 
         def resume_partitions(tps) -> None:
             tps = set(tps)
-            streams = {tp for tp in tps if not self._is_changelog_tp(tp)}
-            held.update(streams)
-            if tps - streams:
-                type(consumer).resume_partitions(consumer, tps - streams)
+            of_agents = {tp for tp in tps if not self._is_changelog_tp(tp)}
+            held.update(of_agents)
+            if tps - of_agents:
+                type(consumer).resume_partitions(consumer, tps - of_agents)
 
         # An instance attribute shadows the method for the duration of this call only.
         consumer.resume_partitions = resume_partitions
@@ -77,11 +91,34 @@ def hold_resumes(method):
             del consumer.resume_partitions
             if resume and held:
                 tps = held & set(consumer.assignment())
-                consumer.resume_partitions(tps)
+                type(consumer).resume_partitions(consumer, tps)
                 log.debug("%d agent partition(s) resumed after the end-of-recovery seek", len(tps))
+            if not self.should_stop:
+                try:
+                    await set_fetching(consumer, agents, paused=False)
+                except Exception:  # never hide the method's own outcome
+                    log.warning("could not resume fetching %d partition(s) after recovery", len(agents),
+                                exc_info=True)
 
     wrapper.riskstream_resume = True
     return wrapper
+
+
+async def set_fetching(consumer, tps, *, paused: bool) -> None:
+    """Pause or resume fetching `tps` in Faust's aiokafka consumer, in its own thread (aiokafka is not thread-safe:
+    a pause creates a future of the consumer thread's loop)."""
+    thread = getattr(consumer, "_thread", None)
+    if not tps or thread is None:
+        return
+    from faust.transport.drivers.aiokafka import ensure_aiokafka_TPset
+
+    def apply() -> None:
+        aio = thread._ensure_consumer()
+        assigned = aio.assignment()
+        todo = [tp for tp in ensure_aiokafka_TPset(tps) if tp in assigned]
+        (aio.pause if paused else aio.resume)(*todo)
+
+    await thread.call_thread(apply)
 
 
 def install() -> None:

@@ -1,6 +1,6 @@
 """`riskstream.stream.resume`: Faust's own end-of-recovery methods, run against a consumer that records what
-happens, resume the agents' partitions only after the seek to their committed offsets and after the queues were
-emptied.
+happens, resume the agents' partitions (in Faust and in aiokafka) only after the seek to their committed offsets
+and after the queues were emptied.
 
 The unpatched methods are run too: they resume first and seek afterwards (the race that skipped records). If Faust
 changes that order, the test says so, and the patch may be dropped.
@@ -20,12 +20,46 @@ STREAM = {TP("decisions", 0), TP("decisions", 1), TP("control", 0)}
 CHANGELOG = {TP("app-lines-changelog", 0)}
 
 
-class Consumer:
+class AIOKafka:
+    """aiokafka's consumer, as seen from its thread: pause/resume only stop or restart fetching."""
+
     def __init__(self, events: list):
         self.events = events
 
     def assignment(self):
+        from aiokafka import TopicPartition
+
+        return {TopicPartition(tp.topic, tp.partition) for tp in STREAM | CHANGELOG}
+
+    def pause(self, *tps):
+        self.events.append(("fetch paused", frozenset((tp.topic, tp.partition) for tp in tps)))
+
+    def resume(self, *tps):
+        self.events.append(("fetch resumed", frozenset((tp.topic, tp.partition) for tp in tps)))
+
+
+class Thread:
+    def __init__(self, events: list):
+        self.aio = AIOKafka(events)
+
+    def _ensure_consumer(self):
+        return self.aio
+
+    async def call_thread(self, fun, *args):
+        return fun(*args)
+
+
+class Consumer:
+    def __init__(self, events: list):
+        self.events = events
+        self._thread = Thread(events)
+        self._buffered_partitions = {TP("decisions", 1)}
+
+    def assignment(self):
         return STREAM | CHANGELOG
+
+    def pause_partitions(self, tps):
+        self.events.append(("pause", frozenset(tps)))
 
     def resume_partitions(self, tps):
         self.events.append(("resume", frozenset(tps)))
@@ -105,6 +139,13 @@ def stream_resumes(events: list) -> list[int]:
     return [i for i, e in enumerate(events) if isinstance(e, tuple) and e[0] == "resume" and e[1] & STREAM]
 
 
+def first(events: list, kind: str) -> int:
+    return next(i for i, e in enumerate(events) if isinstance(e, tuple) and e[0] == kind)
+
+
+AIO_STREAM = frozenset((tp.topic, tp.partition) for tp in STREAM)
+
+
 @pytest.mark.parametrize("name", ["on_recovery_completed", "_resume_streams"])
 def test_faust_itself_resumes_the_agents_partitions_before_it_seeks(name):
     rec = FakeRecovery()
@@ -124,6 +165,13 @@ def test_patched_the_agents_partitions_resume_after_the_seek_and_the_emptied_que
     assert resumes[0] > ev.index("seek done") and resumes[0] > ev.index("queues emptied"), ev
     assert ev[resumes[0]] == ("resume", frozenset(STREAM))
     assert "resume_partitions" not in vars(rec.app.consumer)  # the hold is gone once the method returned
+    # aiokafka fetches nothing of them from before the seek until after the Faust-side resume.
+    assert ev[first(ev, "fetch paused")] == ("fetch paused", AIO_STREAM)
+    assert first(ev, "fetch paused") < ev.index("seek start")
+    assert ev[first(ev, "fetch resumed")] == ("fetch resumed", AIO_STREAM)
+    assert first(ev, "fetch resumed") > resumes[0]
+    # Paused in Faust too, and no longer delivered as "buffered" partitions while inactive.
+    assert first(ev, "pause") < ev.index("seek start") and rec.app.consumer._buffered_partitions == set()
 
 
 def test_interrupted_by_a_new_rebalance_the_partitions_stay_paused_for_the_next_recovery():
@@ -132,6 +180,8 @@ def test_interrupted_by_a_new_rebalance_the_partitions_stay_paused_for_the_next_
         asyncio.run(hold_resumes(original("on_recovery_completed"))(rec, 7))
     assert stream_resumes(rec.events) == []
     assert "resume_partitions" not in vars(rec.app.consumer)
+    # Fetching resumes in aiokafka (the revoke stopped Faust's flow; Faust's side stays paused for the next recovery).
+    assert rec.events[-1] == ("fetch resumed", AIO_STREAM)
 
 
 def test_changelog_partitions_are_never_held():
@@ -142,4 +192,5 @@ def test_changelog_partitions_are_never_held():
         self.events.append("returned")
 
     asyncio.run(hold_resumes(resumes_both)(rec, 7))
-    assert rec.events == [("resume", frozenset(CHANGELOG)), "returned", ("resume", frozenset({TP("decisions", 0)}))]
+    held = [e for e in rec.events if e == "returned" or e[0] == "resume"]
+    assert held == [("resume", frozenset(CHANGELOG)), "returned", ("resume", frozenset({TP("decisions", 0)}))]
