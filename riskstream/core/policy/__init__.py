@@ -3,7 +3,7 @@
 >>> from riskstream.data import DEFAULT_POLICY
 >>> policy = load_policy(DEFAULT_POLICY)
 >>> ctx = {"account_id": "a1", "event_id": "e9", "event_time": 1_000, "model_version": "m1", "feature_hash": "h"}
->>> d, memory = decide(policy, {"product": "credit_line", "pd": 0.5}, [], ctx, {})
+>>> d, memory = decide(policy, {"product": "credit_line", "pd": 0.7, "days_past_due": 50}, [], ctx, {})
 >>> d.action, d.immediate, d.mode
 ('CLOSE', False, 'live')
 """

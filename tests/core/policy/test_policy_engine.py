@@ -1,16 +1,21 @@
-"""Engine: deterministic ids, tie order, cooldown and hysteresis, champion/challenger, hot reload."""
+"""Engine: deterministic ids, tie order, cooldown and hysteresis, champion/challenger, hot reload.
+
+The mechanics are tested on the version-1 policies (tests/fixtures/policy-v1.yaml and challenger-v1.yaml: pure PD
+cutoffs, so one `pd` fact drives every rule); the bundled champion's intent is tested in test_bundled_champion.py.
+"""
 
 import json
+from pathlib import Path
 
 import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from riskstream.data import CHALLENGER_POLICY, DEFAULT_POLICY
 from riskstream.core.policy import PolicyHolder, decide, decide_all, decision_id, load_policy
 
-CHAMP = load_policy(DEFAULT_POLICY)
-CHALL = load_policy(CHALLENGER_POLICY)
+FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
+CHAMP = load_policy(FIXTURES / "policy-v1.yaml")
+CHALL = load_policy(FIXTURES / "challenger-v1.yaml")
 HOUR = 3_600_000
 
 
@@ -150,7 +155,7 @@ def test_decide_all_runs_challenger_in_shadow():
         ("retail-champion", "REDUCE_LIMIT", "live"), ("retail-challenger", "CLOSE", "shadow")]
     assert ds[0].decision_id != ds[1].decision_id
     assert set(mems) == {"champion", "challenger:retail-challenger"}
-    live = load_policy(CHALLENGER_POLICY.read_text().replace("mode: shadow", "mode: live"))
+    live = load_policy(CHALL.text.replace("mode: shadow", "mode: live"))
     ds, _ = decide_all(CHAMP, [live], facts, [], ctx(), {})
     assert ds[1].mode == "shadow"
 
@@ -160,7 +165,7 @@ def test_holder_refuses_broken_and_keeps_old():
     ok, err = h.offer(CHAMP.text.replace("action: WARN", "action: WARNN", 1), source="control:policy@v2")
     assert not ok and err.startswith("control:policy@v2: rules[") and "].action: " in err
     assert h.policy is CHAMP and h.refusals == 1
-    ok, err = h.offer(CHALLENGER_POLICY.read_text(), source="v3")
+    ok, err = h.offer(CHALL.text, source="v3")
     assert ok and err is None and h.policy.name == "retail-challenger"
     rec = h.change_record(CHAMP)
     assert rec["from"]["name"] == "retail-champion" and rec["to"]["sha256"] == h.policy.digest

@@ -144,7 +144,7 @@ def _cli(argv):
 
 def test_cli_check(tmp_path, capsys):
     assert _cli(["policy", "check", str(DEFAULT_POLICY)]) == 0
-    assert "ok: 12 rules" in capsys.readouterr().out
+    assert "ok: 15 rules" in capsys.readouterr().out
     bad = tmp_path / "bad.yaml"
     bad.write_text(text(rules__0__when=[{"fact": "nope", "op": ">", "value": 1}]))
     assert _cli(["policy", "check", str(bad)]) == 2
