@@ -153,7 +153,7 @@ def _simulate_population(args) -> int:
     from riskstream.offline.files import write_events, write_truth
     from riskstream.ops import population as popmod
 
-    to_kafka = not args.out_events              # --out-events: files only; otherwise the events go to Kafka
+    to_kafka = args.kafka or not args.out_events  # --out-events: files only, unless --kafka; else to Kafka
     if to_kafka and not args.out_truth:
         print("riskstream simulate: a population sent to Kafka needs --out-truth FILE for its outcomes",
               file=sys.stderr)
@@ -266,6 +266,8 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     g.add_argument("--population", action="store_true", help="generate the population with ground truth")
     g.add_argument("--out-events", metavar="FILE", help="write the events (JSON lines) here")
     g.add_argument("--out-truth", metavar="FILE", help="write the outcomes (JSON lines) here")
+    g.add_argument("--kafka", action="store_true",
+                   help="with --out-events: also send the events to Kafka (the file then holds what was sent)")
     g.add_argument("--days", type=int, default=300, help="length of the history (default %(default)s)")
     g.add_argument("--bad-share", type=float, default=0.06,
                    help="share of credit lines that default (default %(default)s)")

@@ -1,4 +1,9 @@
-"""`riskstream demo`: the whole pipeline on an embedded broker, with progress and a summary; stops what it starts."""
+"""`riskstream demo`: the whole pipeline on an embedded broker, with progress and a summary; stops what it starts.
+
+It streams a small synthetic population with ground truth (`riskstream simulate --population`: 300 days of event
+time, so warnings turn into closes), shows the CLOSE commands with the warn-then-close path of one pseudonymous
+account and the closes still pending in their grace, then backtests the events it published against their truth.
+"""
 
 from __future__ import annotations
 
@@ -30,6 +35,8 @@ def say(msg: str) -> None:
 
 def run_demo(args) -> int:
     work = Path(args.work_dir or tempfile.mkdtemp(prefix="riskstream-demo-"))
+    work.mkdir(parents=True, exist_ok=True)
+    events_file, truth_file = work / "events.jsonl", work / "truth.jsonl"
     t_start = time.monotonic()
     summary: dict = {}
     with Cluster(work, kind=args.kind, progress=lambda m: say(f"[demo] {m}")) as cluster:
@@ -46,13 +53,15 @@ def run_demo(args) -> int:
                 say(f"[demo] {w.name} ready in {w.wait_ready():.1f}s, metrics on "
                     f"http://127.0.0.1:{worker_ports[workers.index(w)]}/metrics")
             say(f"[demo] actuator ready in {actuator.wait_ready():.1f}s, metrics on http://127.0.0.1:{act_port}/metrics")
-            sim = Proc("simulator", ["simulate", "--bootstrap", cluster.bootstrap, "--events", str(args.events),
-                                     "--rate", str(args.rate), "--accounts", str(args.accounts),
-                                     "--malformed", str(args.malformed), "--step-ms", str(args.step_ms),
+            sim = Proc("simulator", ["simulate", "--population", "--kafka", "--bootstrap", cluster.bootstrap,
+                                     "--out-events", str(events_file), "--out-truth", str(truth_file),
+                                     "--accounts", str(args.accounts), "--facilities", str(args.facilities),
+                                     "--days", str(args.days), "--seed", str(args.seed), "--rate", str(args.rate),
                                      "--quiet"], work)
             cluster.procs.append(sim)
-            say(f"[demo] simulator publishing {args.events} events at {args.rate:g}/s "
-                f"({args.malformed:.0%} malformed); running up to {args.duration}s")
+            say(f"[demo] simulator publishing a SYNTHETIC population ({args.accounts} credit lines, "
+                f"{args.facilities} facilities, {args.days} days of event time) at {args.rate:g} events/s; "
+                f"running up to {args.duration:g}s")
             deadline = time.monotonic() + args.duration
             last_seen, idle_since = -1.0, None
             while time.monotonic() < deadline:
@@ -77,15 +86,37 @@ def run_demo(args) -> int:
                 for p in workers + [actuator]:
                     if not p.alive():
                         raise RuntimeError(f"{p.name} died:\n{p.log_text()[-2000:]}")
+            t_read = time.monotonic()
+            say("[demo] reading the decisions, commands and dead letters back from the broker")
             summary = collect_summary(cluster.bootstrap)
             summary["portfolio"] = str(write_portfolio(cluster.bootstrap, work / "portfolio.jsonl"))
+            say(f"[demo] summary read in {time.monotonic() - t_read:.0f}s")
         except KeyboardInterrupt:
             say("[demo] interrupted: stopping everything")
             return 130
         finally:
             say("[demo] stopping processes and broker")
+    if args.backtest and events_file.exists() and truth_file.exists():
+        try:
+            summary["backtest"] = backtest(events_file, truth_file, work / "backtest")
+        except KeyboardInterrupt:
+            say("[demo] interrupted during the backtest")
+            return 130
     print_summary(summary, time.monotonic() - t_start)
     return 0 if summary.get("commands", 0) > 0 else 1
+
+
+def backtest(events: Path, truth: Path, out: Path) -> dict:
+    """The backtest of the population the demo just streamed: the same events, their truth, both bundled
+    policies (no PD sweep, to keep the demo short; `riskstream backtest` draws it)."""
+    from riskstream.data import CHALLENGER_POLICY, DEFAULT_POLICY
+    from riskstream.offline.backtest import run_backtest
+
+    say(f"[demo] backtest of the streamed population ({events.name} + {truth.name}), champion and challenger")
+    report = run_backtest(events, truth, [DEFAULT_POLICY, CHALLENGER_POLICY], out=out, sweep=(),
+                          show_progress=True)
+    report["out"] = str(out)
+    return report
 
 
 def collect_summary(bootstrap: str) -> dict:
@@ -94,7 +125,7 @@ def collect_summary(bootstrap: str) -> dict:
     decisions = decode_values(read_topic(bootstrap, names.DECISIONS))
     commands = decode_values(read_topic(bootstrap, names.COMMANDS))
     dead = decode_values(read_topic(bootstrap, names.DEAD))
-    events = sum(len(read_topic(bootstrap, t)) for t in names.UPSTREAM)
+    events = sum(topic_size(bootstrap, t) for t in names.UPSTREAM)
     by_policy: dict[str, collections.Counter] = collections.defaultdict(collections.Counter)
     cures = 0
     for d in decisions:
@@ -104,6 +135,7 @@ def collect_summary(bootstrap: str) -> dict:
         by_policy[f"{d.get('policy_name')} ({d.get('mode', 'live')})"][d["action"]] += 1
     return {
         "events": events,
+        "close_mechanism": close_mechanism(decisions, commands),
         "decisions": len(decisions) - cures,
         "cure_notices": cures,
         "decisions_by_policy": {k: dict(v) for k, v in by_policy.items()},
@@ -113,6 +145,90 @@ def collect_summary(bootstrap: str) -> dict:
         "dead_letters": len(dead),
         "dead_letters_by_reason": dict(collections.Counter(d["reason"] for d in dead)),
     }
+
+
+def topic_size(bootstrap: str, topic: str) -> int:
+    """Records in `topic` (end minus beginning offsets), without reading them."""
+    from kafka import KafkaConsumer, TopicPartition
+
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None)
+    try:
+        tps = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
+        if not tps:
+            return 0
+        end, begin = consumer.end_offsets(tps), consumer.beginning_offsets(tps)
+        return sum(end[tp] - begin[tp] for tp in tps)
+    finally:
+        consumer.close()
+
+
+def close_mechanism(decisions: list[dict], commands: list[dict]) -> dict:
+    """What the actuator did with the champion's closes: warned (grace started), closed after the grace, still
+    pending in the grace at the end of the stream, and the warn-then-close path of one example account.
+
+    The end of the stream is the latest decision's event time; account ids are shown as pseudonyms only.
+
+    >>> dec = [{"decision_id": "d1", "account_id": "A1", "event_time": 0, "rule_id": "pd-close", "reasons": ["r"]},
+    ...        {"decision_id": "d2", "account_id": "A1", "event_time": 80, "rule_id": "pd-close", "reasons": ["r"]},
+    ...        {"decision_id": "d3", "account_id": "A2", "event_time": 90, "rule_id": "pd-close", "reasons": ["r"]}]
+    >>> cmd = [{"decision_id": "d1", "account_id": "A1", "action": "WARN", "issued_at": 0,
+    ...         "params": {"close_pending": True, "grace_until": 72}},
+    ...        {"decision_id": "d2", "account_id": "A1", "action": "CLOSE", "issued_at": 80, "params": {}},
+    ...        {"decision_id": "d3", "account_id": "A2", "action": "WARN", "issued_at": 90,
+    ...         "params": {"close_pending": True, "grace_until": 162}}]
+    >>> m = close_mechanism(dec, cmd)
+    >>> m["close_warnings"], m["closed"], m["closed_after_warning"], m["pending_in_grace"], m["lapsed"]
+    (2, 1, 1, 1, 0)
+    >>> [step["action"] for step in m["example"]["path"]]
+    ['WARN', 'CLOSE']
+    """
+    from riskstream.core.privacy import Pseudonymizer
+    from riskstream.offline.backtest import reason_code
+
+    by_id = {d["decision_id"]: d for d in decisions if "decision_id" in d}
+    end = max((d.get("event_time") or 0 for d in decisions), default=0)
+    per_account: dict[str, list[dict]] = collections.defaultdict(list)
+    for c in commands:
+        per_account[c["account_id"]].append(c)
+    warnings = closed = after_warning = pending = lapsed = 0
+    example = None
+    for account, cmds in per_account.items():
+        cmds.sort(key=lambda c: c["issued_at"])
+        last_warn = None
+        for c in cmds:
+            if c["action"] == "WARN" and c.get("params", {}).get("close_pending"):
+                warnings += 1
+                last_warn = c
+            elif c["action"] == "CLOSE":
+                closed += 1
+                if last_warn is not None:
+                    after_warning += 1
+                    if example is None or (c["issued_at"], account) < (example[0], example[1]):
+                        example = (c["issued_at"], account, cmds)
+                last_warn = None
+            elif c["action"] == "REINSTATE":
+                last_warn = None
+        if last_warn is not None:
+            if last_warn["params"].get("grace_until", 0) > end:
+                pending += 1
+            else:
+                lapsed += 1          # the grace ran out and the account no longer called for a close
+    out = {"close_warnings": warnings, "closed": closed, "closed_after_warning": after_warning,
+           "pending_in_grace": pending, "lapsed": lapsed, "end_ms": end, "example": None}
+    if example:
+        _, account, cmds = example
+        first = cmds[0]["issued_at"]
+        path = []
+        for c in cmds:
+            d = by_id.get(c["decision_id"], {})
+            path.append({"day": round((c["issued_at"] - first) / 86_400_000, 1), "action": c["action"],
+                         "close_pending": bool(c.get("params", {}).get("close_pending")),
+                         "rule": d.get("rule_id", "cure" if c["action"] == "REINSTATE" else "?"),
+                         "reason": (d.get("reasons") or [""])[0], "reason_code": reason_code(d) if d else None})
+            if c["action"] == "CLOSE":
+                break
+        out["example"] = {"account_pseudonym": Pseudonymizer.from_env().pseudonym(account), "path": path}
+    return out
 
 
 def write_portfolio(bootstrap: str, path: Path, topic_prefix: str = "") -> Path:
@@ -164,6 +280,27 @@ def print_summary(s: dict, elapsed: float) -> None:
             print(f"  {a:<15}" + "".join(f"{pol[n].get(a, 0):>30}" for n in names))
     print(f"commands           {s.get('commands', 0)} ({s.get('distinct_command_ids', 0)} distinct ids)  "
           f"{s.get('commands_by_action', {})}")
+    m = s.get("close_mechanism")
+    if m:
+        print(f"CLOSE commands     {m['closed']} ({m['closed_after_warning']} after a warning and its grace; "
+              f"{m['close_warnings']} close warnings sent)")
+        print(f"closes pending     {m['pending_in_grace']} still in their warning grace at the end of the stream "
+              f"(no CLOSE yet); {m['lapsed']} lapsed (grace over, no longer bad enough to close)")
+        ex = m.get("example")
+        if ex:
+            print(f"example account    {ex['account_pseudonym']} (pseudonym), warn-then-close path "
+                  f"(days since its first command):")
+            for step in ex["path"]:
+                note = " (close pending: warning grace)" if step["close_pending"] else ""
+                print(f"  day {step['day']:>6}  {step['action']:<13} rule {step['rule']:<28} "
+                      f"reason code {step['reason_code'] or '-':<24} {step['reason']}{note}")
+    bt = s.get("backtest")
+    if bt:
+        from riskstream.offline.backtest import format_table
+
+        print(f"\nbacktest of the streamed population ({bt['events']} events, {bt['entities_in_truth']} entities "
+              f"in the truth; {bt['out']}/backtest.json and backtest.png):")
+        print(format_table(bt))
     if s.get("portfolio"):
         print(f"portfolio snapshot {s['portfolio']}  (stress it: riskstream scenario --portfolio FILE "
               f"--shock rate_bp=200 --shock sector_index_pct=-30 --out DIR)")
@@ -171,16 +308,24 @@ def print_summary(s: dict, elapsed: float) -> None:
 
 def register(sub) -> None:
     d = sub.add_parser("demo", help="run the whole pipeline on an embedded broker and print a summary",
-                       description="Start a broker, apply the topology, start worker(s) and the actuator, publish "
-                                   "simulated events, show progress, print a summary, and stop everything it "
-                                   "started (also on Ctrl-C).")
-    d.add_argument("--duration", type=float, default=90, help="stop after this many seconds at most (default 90)")
-    d.add_argument("--events", type=int, default=12_000, help="simulated events to publish (default 12000)")
-    d.add_argument("--rate", type=float, default=400, help="events per second (default 400)")
-    d.add_argument("--accounts", type=int, default=500, help="simulated accounts (default 500)")
-    d.add_argument("--malformed", type=float, default=0.02, help="share of malformed events (default 0.02)")
-    d.add_argument("--step-ms", type=int, default=500,
-                   help="mean event-time gap between simulated events (default 500 ms: 12k events span ~1.7 h)")
+                       description="Start a broker, apply the topology, start worker(s) and the actuator, stream "
+                                   "a SYNTHETIC population with ground truth (riskstream simulate --population), "
+                                   "show progress, print a summary (commands, CLOSE commands with one example "
+                                   "account's warn-then-close path, closes pending in their grace), backtest the "
+                                   "streamed events against their truth, and stop everything it started (also on "
+                                   "Ctrl-C).")
+    d.add_argument("--duration", type=float, default=150, help="stop streaming after this many seconds at most "
+                                                                 "(default 150)")
+    d.add_argument("--accounts", type=int, default=200, help="simulated credit lines (default 200)")
+    d.add_argument("--facilities", type=int, default=6, help="simulated project-finance facilities (default 6)")
+    d.add_argument("--days", type=int, default=300,
+                   help="days of event time the population spans (default 300: warnings turn into closes)")
+    d.add_argument("--seed", type=int, default=7, help="population seed (default 7)")
+    d.add_argument("--rate", type=float, default=200,
+                   help="events per second (default 200: ~11,000 events in ~55 s; a rate the worker cannot keep up "
+                        "with dead-letters more events as late, since one account's events come on several topics)")
+    d.add_argument("--no-backtest", dest="backtest", action="store_false",
+                   help="skip the backtest of the streamed population at the end")
     d.add_argument("--workers", type=int, default=1, help="worker processes in the consumer group (default 1)")
     d.add_argument("--kind", choices=["auto", "kafka", "tansu"], default="auto", help="broker kind (default auto)")
     d.add_argument("--metrics-port", type=int, default=9100, help="first worker's /metrics port (default 9100; "

@@ -4,7 +4,10 @@ publishes simulated events, prints progress and a summary, and stops everything 
 While it runs, the test scrapes the worker's and the actuator's /metrics: the core series are there, and no label
 value anywhere is an account/facility id or a personal datum (the simulator's ids and PII, plus a few accounts this
 test publishes itself with unique, recognisable names). Afterwards: exit code 0, a summary with events, decisions
-and commands, both policies' action counts side by side, and no process of the demo left alive.
+and commands, both policies' action counts side by side, at least one CLOSE command with the warn-then-close path
+of one pseudonymous account (rule and reason code per step), the count of closes still pending in their grace, the
+backtest table of the population it streamed (champion and challenger, its JSON and PNG written), and no process
+of the demo left alive.
 """
 
 from __future__ import annotations
@@ -130,12 +133,12 @@ def test_demo_end_to_end(tmp_path):
     work = tmp_path / "demo-work"
     out_path, err_path = tmp_path / "demo.out", tmp_path / "demo.err"
     with open(out_path, "wb") as out, open(err_path, "wb") as err:
-        demo = subprocess.Popen([sys.executable, "-m", "riskstream", "demo", "--events", "3000", "--duration", "120",
-                                 "--metrics-port", str(port), "--work-dir", str(work)],
+        demo = subprocess.Popen([sys.executable, "-m", "riskstream", "demo", "--accounts", "200", "--facilities", "6",
+                                 "--duration", "150", "--metrics-port", str(port), "--work-dir", str(work)],
                                 cwd=tmp_path, stdout=out, stderr=err, stdin=subprocess.DEVNULL)
     try:
         bootstrap = _watch_and_check(demo, err_path, port)
-        rc = demo.wait(timeout=240)
+        rc = demo.wait(timeout=480)   # the summary is read back from the broker, then the backtest runs
     finally:
         if demo.poll() is None:
             demo.terminate()   # SIGTERM/Ctrl-C path of the demo stops its own children
@@ -169,6 +172,33 @@ def test_demo_end_to_end(tmp_path):
     champion, challenger = names.index("retail-champion"), names.index("retail-challenger")
     assert sum(r[1 + champion] for r in rows) > 0 and sum(r[1 + challenger] for r in rows) > 0
 
+    # --- the mechanism: closes, one account's warn-then-close path, closes pending in their grace -----------------
+    closes = int(re.search(r"^CLOSE commands\s+(\d+) \((\d+) after a warning", summary, re.M).group(1))
+    pending = int(re.search(r"^closes pending\s+(\d+) still in their warning grace", summary, re.M).group(1))
+    example = re.search(r"^example account\s+([0-9a-f]{16}) \(pseudonym\), warn-then-close path.*\n((?:  day .*\n)+)",
+                        summary, re.M)
+    assert example, f"no example account path in the summary:\n{summary}"
+    path = re.findall(r"^  day\s+([\d.]+)\s+([A-Z_]+)\s+rule (\S+)\s+reason code (\S+)", example.group(2), re.M)
+    print(f"demo closes: {closes} CLOSE commands, {pending} pending in their grace; example path {path}")
+    assert closes >= 1
+    actions = [a for _, a, _, _ in path]
+    assert actions[-1] == "CLOSE" and "WARN" in actions, path
+    warn_day = float(path[actions.index("WARN")][0])
+    assert float(path[-1][0]) - warn_day >= 3.0, "closed before the 72 h warning grace ran out"
+    assert all(rule != "?" for _, _, rule, _ in path), path
+    assert not ID_OR_PII.search(example.group(0)), "the example path shows an account id or PII"
+
+    # --- the backtest of the streamed population ------------------------------------------------------------------
+    bt = summary.split("backtest of the streamed population", 1)
+    assert len(bt) == 2, f"no backtest table in the summary:\n{summary}"
+    table = bt[1].splitlines()
+    assert re.search(r"retail-champion\s+retail-challenger", table[1]), table[:3]
+    catch = next(line for line in table if line.startswith("caught >=60 d before default"))
+    harm = next(line for line in table if line.startswith("good accounts closed"))
+    assert len(re.findall(r"\d+(?:\.\d+)? %", catch)) == 2 and len(re.findall(r"\d+(?:\.\d+)? %", harm)) == 2
+    print(f"demo backtest: {catch.split()[-4:]} caught >=60 d, {harm.split()[-4:]} good closed")
+    assert (work / "backtest" / "backtest.json").exists() and (work / "backtest" / "backtest.png").exists()
+
     # --- nothing left behind --------------------------------------------------------------------------------------
     pids = {int(p) for p in re.findall(r"\(pid (\d+)\)", stderr)}
     assert pids, "the demo log names no broker pid"
@@ -187,7 +217,7 @@ def test_demo_end_to_end(tmp_path):
 
 def _watch_and_check(demo: subprocess.Popen, err_path: Path, port: int) -> str:
     """Scrape both /metrics endpoints every second until the demo exits; check series and every label value."""
-    deadline = time.monotonic() + 200
+    deadline = time.monotonic() + 600
     ports: dict[str, int] = {}
     bootstrap = None
     published = False
