@@ -51,6 +51,19 @@ def _resolve_bootstrap(args) -> str:
     return info.bootstrap
 
 
+def _wait_for_broker(bootstrap: str, attempts: int | None = None, say=None) -> bool:
+    """Wait for the broker with backoff (one readable line a try, on stderr or to `say`); False, with the line
+    printed, once `attempts` are spent. Long-running commands wait for ever."""
+    from riskstream.stream.reach import BrokerUnreachable, wait_for_broker
+    try:
+        wait_for_broker(bootstrap, attempts=attempts,
+                        say=say or (lambda line: print(f"riskstream: {line}", file=sys.stderr, flush=True)))
+        return True
+    except BrokerUnreachable as exc:
+        print(f"riskstream: {exc}", file=sys.stderr)
+        return False
+
+
 # -- broker ---------------------------------------------------------------------------------------------------------
 def cmd_broker(args) -> int:
     from riskstream.ops.broker import manager
@@ -89,7 +102,10 @@ def cmd_topology(args) -> int:
     if args.action == "check":
         print(f"{topo.path}: ok ({len(topo.topics)} topics, {len(topo.agents)} agents)")
         return 0
-    report = apply_topology(topo, _resolve_bootstrap(args))
+    bootstrap = _resolve_bootstrap(args)
+    if not _wait_for_broker(bootstrap, attempts=4):
+        return 2
+    report = apply_topology(topo, bootstrap)
     print(report)
     return 1 if report.drift else 0
 
@@ -106,10 +122,13 @@ def _serve(args, build) -> int:
     from riskstream.core.steps import PipelineConfig
 
     topology = load_topology(args.topology)
+    bootstrap = _resolve_bootstrap(args)
+    # Before Faust, which would exit with a traceback; the worker's lines go to its JSON log.
+    _wait_for_broker(bootstrap, say=__import__("logging").getLogger("riskstream.stream").warning)
     config = PipelineConfig(partitions=topology.topic(VALID).partitions,
                             model_config_path=Path(args.model_config) if args.model_config else None,
                             breaker_max_count=args.breaker_max_count, breaker_max_share=args.breaker_max_share)
-    settings = StreamSettings(bootstrap=_resolve_bootstrap(args), topology=topology,
+    settings = StreamSettings(bootstrap=bootstrap, topology=topology,
                               web_port=args.web_port, data_dir=args.data_dir,
                               policy_file=getattr(args, "policy", None), audit_log=args.audit_log,
                               pipeline_config=config)
@@ -140,7 +159,9 @@ def cmd_simulate(args) -> int:
                               facilities=20 if args.facilities is None else args.facilities, seed=args.seed,
                               start_ms=start, malformed_share=args.malformed, step_ms=args.step_ms),
                     producer_clock=lambda: int(time.time() * 1000))
-    sent = produce(_resolve_bootstrap(args), sim.wire(args.events), rate=args.rate,
+    bootstrap = _resolve_bootstrap(args)
+    _wait_for_broker(bootstrap)
+    sent = produce(bootstrap, sim.wire(args.events), rate=args.rate,
                    progress=not args.quiet)
     print(f"sent {sent} events", file=sys.stderr)
     return 0
@@ -187,7 +208,9 @@ def _simulate_population(args) -> int:
             write_truth(fh, pop.truth)
     if to_kafka:
         from riskstream.stream.produce import produce
-        sent = produce(_resolve_bootstrap(args), popmod.wire(pop.records), rate=args.rate, progress=not args.quiet)
+        bootstrap = _resolve_bootstrap(args)
+        _wait_for_broker(bootstrap)
+        sent = produce(bootstrap, popmod.wire(pop.records), rate=args.rate, progress=not args.quiet)
         print(f"sent {sent} events", file=sys.stderr)
     print(json.dumps(pop.summary, indent=1), file=sys.stderr)
     return 0

@@ -34,7 +34,7 @@ def publish(bootstrap: str, msg: dict, topic: str = T_CONTROL) -> None:
 
 
 def cmd_control(args) -> int:
-    from riskstream.ops.cli import _resolve_bootstrap
+    from riskstream.ops.cli import _resolve_bootstrap, _wait_for_broker
 
     by = args.by or "cli"
     if args.what == "policy":
@@ -55,7 +55,10 @@ def cmd_control(args) -> int:
         msg = message("manual", account_id=args.target, action=args.action, params={}, by=by, reason=args.reason)
     else:  # breaker-reset
         msg = message("breaker_reset", how=args.target or "release", by=by, reason=args.reason)
-    publish(_resolve_bootstrap(args), msg, args.topic)
+    bootstrap = _resolve_bootstrap(args)
+    if not _wait_for_broker(bootstrap, attempts=4):
+        return 2
+    publish(bootstrap, msg, args.topic)
     print(f"published {msg['kind']} control message {msg['control_id']}")
     return 0
 
