@@ -110,8 +110,36 @@ def cmd_topology(args) -> int:
     return 1 if report.drift else 0
 
 
+# -- production mode ------------------------------------------------------------------------------------------------
+ROLE_SECRETS = {
+    "worker": ("RISKSTREAM_MODEL_KEY", "RISKSTREAM_PSEUDONYM_SECRET", "RISKSTREAM_CONTROL_KEYS"),
+    "actuator": ("RISKSTREAM_PSEUDONYM_SECRET", "RISKSTREAM_CONTROL_KEYS", "RISKSTREAM_CONTROL_KEY"),
+    "control": ("RISKSTREAM_CONTROL_KEY",),
+}
+
+
+def _env_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--env", choices=["development", "production"], default=None,
+                   help="production: refuse to start with a built-in development key (default: $RISKSTREAM_ENV, "
+                        "else development)")
+
+
+def refuse_dev_secrets(args, role: str) -> bool:
+    """Production mode with a development secret (or an unreadable one): print why, one operator error a line.
+    True when the command must stop."""
+    from riskstream.core import secrets
+    if getattr(args, "env", None):
+        os.environ[secrets.ENV_MODE] = args.env  # children and lazily read secrets see the same mode
+    problems = secrets.production_problems(needed=ROLE_SECRETS[role])
+    for exc in problems:
+        print(f"riskstream {role}: refusing to start in production mode: {exc}", file=sys.stderr)
+    return bool(problems)
+
+
 # -- worker / actuator ----------------------------------------------------------------------------------------------
 def _serve(args, build) -> int:
+    if refuse_dev_secrets(args, args.command):
+        return 2
     from riskstream.stream import logs, metrics
     from riskstream.stream.app import StreamSettings, run
     from riskstream.core.topology import load_topology
@@ -259,6 +287,7 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
                        help="topology file (default: the topology.yaml shipped in the package)")
         w.add_argument("--data-dir", default="var/faust", help="Faust data directory")
         w.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+        _env_arg(w)
         w.add_argument("--audit-log", help=f"hash-chained audit file (default var/audit/{name}.jsonl)")
         w.add_argument("--model-config", metavar="FILE",
                        help="models.yaml overlay, key by key (default: the bundled riskstream/data/models.yaml)")
