@@ -150,12 +150,18 @@ def _serve(args, build) -> int:
     from riskstream.core.steps import PipelineConfig
 
     topology = load_topology(args.topology)
+    from riskstream.core.errors import OperatorError
+    try:  # the keyring and keys are read here: a bad one is an operator error, not a traceback
+        config = PipelineConfig(partitions=topology.topic(VALID).partitions,
+                                model_config_path=Path(args.model_config) if args.model_config else None,
+                                breaker_max_count=args.breaker_max_count, breaker_max_share=args.breaker_max_share,
+                                policy_signers=args.policy_signers)
+    except OperatorError as exc:
+        print(f"riskstream {args.command}: {exc}", file=sys.stderr)
+        return 2
     bootstrap = _resolve_bootstrap(args)
     # Before Faust, which would exit with a traceback; the worker's lines go to its JSON log.
     _wait_for_broker(bootstrap, say=__import__("logging").getLogger("riskstream.stream").warning)
-    config = PipelineConfig(partitions=topology.topic(VALID).partitions,
-                            model_config_path=Path(args.model_config) if args.model_config else None,
-                            breaker_max_count=args.breaker_max_count, breaker_max_share=args.breaker_max_share)
     settings = StreamSettings(bootstrap=bootstrap, topology=topology,
                               web_port=args.web_port, data_dir=args.data_dir,
                               policy_file=getattr(args, "policy", None), audit_log=args.audit_log,
@@ -294,6 +300,11 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
         if name == "worker":
             w.add_argument("--policy", help="champion policy file, watched for changes and hot-reloaded "
                                             "(default: the bundled riskstream/data/policies/default.yaml)")
+        w.add_argument("--policy-signers", type=int, choices=[1, 2, 3],
+                       default=int(os.environ.get("RISKSTREAM_POLICY_SIGNERS") or 1), metavar="N",
+                       help="distinct signers a policy version on the control topic needs before it goes live; 2 = "
+                            "maker-checker (default: $RISKSTREAM_POLICY_SIGNERS, else 1). Give workers and "
+                            "actuators the same N")
         w.add_argument("--breaker-max-count", type=int, default=200, metavar="N",
                        help="mass-close breaker: CLOSE+FREEZE in a sliding minute over all partitions that trip it "
                             "(default %(default)s; each decisions partition holds its share)")

@@ -107,9 +107,20 @@ class WorkerContext:
             log.info("model hot-swapped to %s", self.ctx.model_version)
 
     def on_control(self, raw: bytes, offset: int) -> None:
-        msg = orjson.loads(raw)
-        if isinstance(msg, dict) and msg.get("kind") == "policy":
-            self.offer_policy(msg.get("text", ""), f"control topic offset {offset}")
+        from riskstream.core.signing import Refused, refusal_audit, verify
+
+        cfg = self.ctx.config
+        checked = verify(raw, cfg.control_keys, policy_signers=cfg.policy_signers)
+        if isinstance(checked, Refused):
+            self.audit = self.audit or audit_log(self.s, f"worker-{os.getpid()}")
+            self.audit.extend([refusal_audit(raw, checked, time_ms=now_ms(), source=f"control offset {offset}")])
+            metrics.CONTROL_REFUSED.labels(reason=checked.reason).inc()
+            log.warning("control message at offset %d refused (%s): %s; see the audit log", offset, checked.reason,
+                        checked.detail)
+            return
+        if checked.msg.get("kind") == "policy":
+            self.offer_policy(checked.msg.get("text", ""), f"control topic offset {offset} signed by "
+                                                          f"{', '.join(checked.signers)}")
 
     def offer_policy(self, text: str, source: str) -> None:
         ok, err, change = self.ctx.offer_policy(text, source)

@@ -21,6 +21,7 @@ from riskstream.core.market import apply_market, new_history
 from riskstream.core.names import TOPOLOGY, VALID
 from riskstream.core.policy import Policy, PolicyHolder, load_policy
 from riskstream.core.privacy import Pseudonymizer
+from riskstream.core.signing import Keyring, Signer, control_keyring, control_signer
 from riskstream.core.windows import FeatureConfig, default_config
 from riskstream.data import CHALLENGER_POLICY, DEFAULT_POLICY
 
@@ -39,6 +40,9 @@ class PipelineConfig:
     behaviour_sample: int = 8          # 1 in N behaviour events trains the anomaly model (deterministic by id)
     partitions: int = TOPOLOGY.topic(VALID).partitions  # valid = decisions partitions: per-partition state
     model_config_path: Path | None = None  # models.yaml overlay (None: the bundled models.yaml)
+    control_keys: Keyring = dataclasses.field(default_factory=control_keyring)  # verifies control messages
+    control_signer: Signer = dataclasses.field(default_factory=control_signer)  # signs the breaker trips it emits
+    policy_signers: int = 1            # distinct signers a policy version needs (2 = maker-checker)
 
 
 class Context:
