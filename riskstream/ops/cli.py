@@ -54,9 +54,16 @@ def _resolve_bootstrap(args) -> str:
 def _wait_for_broker(bootstrap: str, attempts: int | None = None, say=None) -> bool:
     """Wait for the broker with backoff (one readable line a try, on stderr or to `say`); False, with the line
     printed, once `attempts` are spent. Long-running commands wait for ever."""
-    from riskstream.stream.reach import BrokerUnreachable, wait_for_broker
+    from riskstream.core.errors import OperatorError
+    from riskstream.stream.reach import BrokerUnreachable, diagnose, wait_for_broker
+    from riskstream.stream.security import KafkaSecurity
     try:
-        wait_for_broker(bootstrap, attempts=attempts,
+        tls = KafkaSecurity.from_env().ssl_context()
+    except OperatorError as exc:
+        print(f"riskstream: {exc}", file=sys.stderr)
+        sys.exit(2)
+    try:
+        wait_for_broker(bootstrap, attempts=attempts, probe=lambda b: diagnose(b, tls=tls),
                         say=say or (lambda line: print(f"riskstream: {line}", file=sys.stderr, flush=True)))
         return True
     except BrokerUnreachable as exc:
@@ -65,13 +72,28 @@ def _wait_for_broker(bootstrap: str, attempts: int | None = None, say=None) -> b
 
 
 # -- broker ---------------------------------------------------------------------------------------------------------
+def _broker_sasl():
+    """`broker start --sasl`: the listener's user from the same variables the clients read."""
+    from riskstream.ops.broker.manager import Sasl
+    from riskstream.stream.security import KafkaSecurity
+    sec = KafkaSecurity.from_env({**os.environ, "RISKSTREAM_KAFKA_SECURITY_PROTOCOL": "SASL_PLAINTEXT",
+                                  "RISKSTREAM_KAFKA_SASL_MECHANISM":
+                                      os.environ.get("RISKSTREAM_KAFKA_SASL_MECHANISM") or "SCRAM-SHA-256"})
+    return Sasl(sec.sasl_mechanism, sec.sasl_username, sec.sasl_password)
+
+
 def cmd_broker(args) -> int:
+    from riskstream.core.errors import OperatorError
     from riskstream.ops.broker import manager
     state_dir = Path(args.state_dir) if args.state_dir else None
     if args.action == "start":
         try:
-            info = manager.start(args.kind, state_dir=state_dir, port=args.port,
+            sasl = _broker_sasl() if args.sasl else None
+            info = manager.start(args.kind, state_dir=state_dir, port=args.port, sasl=sasl,
                                  progress=lambda m: print(m, file=sys.stderr))
+        except OperatorError as exc:
+            print(f"riskstream broker: {exc}", file=sys.stderr)
+            return 2
         except manager.BrokerError as exc:
             print(f"riskstream broker: {exc}", file=sys.stderr)
             return 2
@@ -156,6 +178,8 @@ def _serve(args, build) -> int:
                                 model_config_path=Path(args.model_config) if args.model_config else None,
                                 breaker_max_count=args.breaker_max_count, breaker_max_share=args.breaker_max_share,
                                 policy_signers=args.policy_signers)
+        from riskstream.stream.security import KafkaSecurity
+        security = KafkaSecurity.from_env()
     except OperatorError as exc:
         print(f"riskstream {args.command}: {exc}", file=sys.stderr)
         return 2
@@ -165,7 +189,7 @@ def _serve(args, build) -> int:
     settings = StreamSettings(bootstrap=bootstrap, topology=topology,
                               web_port=args.web_port, data_dir=args.data_dir,
                               policy_file=getattr(args, "policy", None), audit_log=args.audit_log,
-                              pipeline_config=config)
+                              pipeline_config=config, security=security)
     app = build(settings)
     run(app, loglevel=args.log_level.lower())
     return 0
@@ -267,6 +291,11 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     b.add_argument("--port", type=int, help="listen port (default: a free loopback port)")
     b.add_argument("--state-dir", help="where broker.json, logs and data live (default: $RISKSTREAM_HOME/broker "
                                        "or ./var/broker)")
+    b.add_argument("--sasl", action="store_true",
+                   help="with start (Apache Kafka): serve clients on a SASL_PLAINTEXT listener for the user "
+                        "$RISKSTREAM_KAFKA_SASL_USERNAME with $RISKSTREAM_KAFKA_SASL_PASSWORD (or _FILE), mechanism "
+                        "$RISKSTREAM_KAFKA_SASL_MECHANISM (default SCRAM-SHA-256); export "
+                        "RISKSTREAM_KAFKA_SECURITY_PROTOCOL=SASL_PLAINTEXT for the clients")
     b.add_argument("--bootstrap", dest="bootstrap_only", action="store_true",
                    help="with status: print only HOST:PORT")
     b.set_defaults(func=cmd_broker)

@@ -31,15 +31,18 @@ def message(kind: str, **fields) -> dict:
             "time": fields.pop("time", None) or int(time.time() * 1000), **fields}
 
 
-def publish(bootstrap: str, msg: dict, topic: str = T_CONTROL, *, signer=None) -> None:
-    """Publish `msg`, signed by `signer` (default: this environment's control key) unless it is signed already."""
+def publish(bootstrap: str, msg: dict, topic: str = T_CONTROL, *, signer=None, security=None) -> None:
+    """Publish `msg`, signed by `signer` (default: this environment's control key) unless it is signed already.
+    `security`: TLS/SASL settings (default: from the environment)."""
     from kafka import KafkaProducer
 
     from riskstream.core.signing import control_signer
+    from riskstream.stream.security import KafkaSecurity
 
     if not msg.get("signatures"):
         msg = (signer or control_signer()).sign(msg)
-    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", max_request_size=2 * 1024 * 1024)
+    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", max_request_size=2 * 1024 * 1024,
+                             **(security or KafkaSecurity.from_env()).kafka_python())
     try:
         producer.send(topic, key=msg["kind"].encode(), value=orjson.dumps(msg)).get(timeout=30)
     finally:

@@ -25,7 +25,7 @@ def build_actuator(s: StreamSettings) -> faust.App:
     topo = s.topology
     app = make_app(topo.topic_prefix + topo.agents["actuator"].group, s)
     agents = ("control", "actuator")
-    watch = install_watch(app, agents, install_lag_timer(app, s.bootstrap, topo, agents))
+    watch = install_watch(app, agents, install_lag_timer(app, s.bootstrap, topo, agents, security=s.security))
     pub = Publisher(app, topo)
     n = topo.topic(names.DECISIONS).partitions
     cfg = s.pipeline_config or PipelineConfig(partitions=n)
@@ -69,7 +69,7 @@ def add_actuator_agent(app: faust.App, s: StreamSettings, cfg: PipelineConfig, p
             shared_audit(box)
             box["sent_loaded"] = True
             loaded = await load_sent_tail(sent, s.bootstrap, topo.name(names.COMMANDS),
-                                          topo.topic(names.COMMANDS).partitions)
+                                          topo.topic(names.COMMANDS).partitions, security=s.security)
             log.info("actuator: %d recent command ids loaded from the commands topic", loaded)
 
     @app.agent(raw_topic(app, topo.name(names.DECISIONS)), name="actuator")

@@ -24,6 +24,7 @@ import faust
 from riskstream.core.steps import PipelineConfig
 from riskstream.core.topology import Topology, load_topology
 from riskstream.stream import resume, rewind
+from riskstream.stream.security import KafkaSecurity
 from riskstream.stream.watch import BatchWatch
 
 log = logging.getLogger("riskstream.stream")
@@ -63,6 +64,7 @@ class StreamSettings:
     policy_file: str | None = None          # watched for changes (hot reload); None = the bundled policy
     audit_log: str | None = None            # hash-chained audit file; None = var/audit/<role>.jsonl
     pipeline_config: PipelineConfig | None = None
+    security: KafkaSecurity = dataclasses.field(default_factory=KafkaSecurity.from_env)  # every client's TLS/SASL
 
 
 def now_ms() -> int:
@@ -99,6 +101,7 @@ def make_app(app_id: str, s: StreamSettings) -> faust.App:
         producer_max_request_size=2 * 1024 * 1024,
         stream_wait_empty=False,
         table_cleanup_interval=3600,
+        **s.security.faust(),
     )
 
 

@@ -138,7 +138,8 @@ class WorkerContext:
         topo = self.s.topology
         for topic, handler, name in ((names.MARKET, self.on_market, "market"), (names.MODELS, self.on_model, "models"),
                                      (names.CONTROL, self.on_control, "control")):
-            r = GlobalReader(self.s.bootstrap, topo.name(topic), topo.topic(topic).partitions, handler, name)
+            r = GlobalReader(self.s.bootstrap, topo.name(topic), topo.topic(topic).partitions, handler, name,
+                             self.s.security)
             self.readers.append(r)
             asyncio.ensure_future(r.run())
 
@@ -147,7 +148,7 @@ def build_worker(s: StreamSettings) -> faust.App:
     topo = s.topology
     app = make_app(topo.topic_prefix + topo.agents["score"].group, s)
     agents = ("ingest", "market", "score", "trainer")
-    watch = install_watch(app, agents, install_lag_timer(app, s.bootstrap, topo, agents))
+    watch = install_watch(app, agents, install_lag_timer(app, s.bootstrap, topo, agents, security=s.security))
     wc = WorkerContext(s)
     pub = Publisher(app, topo)
     accounts = app.Table("accounts", default=None, key_type=bytes, value_type=bytes,
