@@ -57,13 +57,18 @@ def _wait_for_broker(bootstrap: str, attempts: int | None = None, say=None) -> b
     from riskstream.core.errors import OperatorError
     from riskstream.stream.reach import BrokerUnreachable, diagnose, wait_for_broker
     from riskstream.stream.security import KafkaSecurity
+    from riskstream.stream.reach import authenticate
     try:
-        tls = KafkaSecurity.from_env().ssl_context()
+        security = KafkaSecurity.from_env()
+        tls = security.ssl_context()
     except OperatorError as exc:
         print(f"riskstream: {exc}", file=sys.stderr)
         sys.exit(2)
+
+    def probe(b: str) -> str | None:  # the port, then a Kafka bootstrap (protocol and credentials)
+        return diagnose(b, tls=tls) or authenticate(b, security.aiokafka())
     try:
-        wait_for_broker(bootstrap, attempts=attempts, probe=lambda b: diagnose(b, tls=tls),
+        wait_for_broker(bootstrap, attempts=attempts, probe=probe,
                         say=say or (lambda line: print(f"riskstream: {line}", file=sys.stderr, flush=True)))
         return True
     except BrokerUnreachable as exc:

@@ -18,7 +18,7 @@ import ssl
 import time
 from typing import Callable, Iterator
 
-__all__ = ["BrokerUnreachable", "backoff_delays", "diagnose", "unreachable_line", "wait_for_broker"]
+__all__ = ["BrokerUnreachable", "authenticate", "backoff_delays", "diagnose", "unreachable_line", "wait_for_broker"]
 
 log = logging.getLogger("riskstream.stream")
 
@@ -90,6 +90,45 @@ def diagnose(bootstrap: str, *, tls: ssl.SSLContext | None = None, timeout: floa
         except OSError as exc:
             causes.append((exc.strerror or str(exc)).lower())
     return causes[0] if causes else "bad address (empty)"
+
+
+def authenticate(bootstrap: str, security: dict, *, timeout: float = 10.0) -> str | None:
+    """None when an aiokafka client (the library Faust uses) with `security` (its SASL/TLS arguments) bootstraps
+    from `bootstrap`, else the cause (`authentication failed (...)`, or no answer). Run after `diagnose` found the
+    port open. aiokafka raises a bare "unable to bootstrap" and logs the cause, so the cause is read off its log."""
+    import asyncio
+
+    from aiokafka.admin import AIOKafkaAdminClient
+
+    causes: list[str] = []
+
+    class Catch(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            causes.append(record.getMessage())
+
+    async def attempt() -> None:
+        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=int(timeout * 1000),
+                                    **security)
+        try:
+            await admin.start()
+        finally:
+            await admin.close()
+
+    aiolog = logging.getLogger("aiokafka")
+    catch, propagate = Catch(logging.ERROR), aiolog.propagate
+    aiolog.addHandler(catch)
+    aiolog.propagate = False  # the cause goes into our one line, not into a second, raw one
+    try:
+        asyncio.run(asyncio.wait_for(attempt(), timeout * 2))
+        return None
+    except Exception as exc:  # noqa: BLE001  (any failure to bootstrap is a cause to report)
+        text = " ".join(causes) + f" {exc!r}"
+        if "SaslAuthenticationFailed" in text or "uthentication failed" in text:
+            return "authentication failed (wrong user, password or mechanism)"
+        return f"no answer to a Kafka request ({type(exc).__name__})"
+    finally:
+        aiolog.removeHandler(catch)
+        aiolog.propagate = propagate
 
 
 def wait_for_broker(bootstrap: str, *, probe: Callable[[str], str | None] | None = None,

@@ -81,6 +81,18 @@ def test_produce_worker_decision_command_over_sasl_and_no_secret_in_any_log(secu
     sec = KafkaSecurity.from_env()
     assert sec.sasl_password == password
 
+    # A wrong password: one readable line per try (address, cause, fix), no traceback, and not the password.
+    import subprocess
+    import sys
+    wrong = subprocess.run([sys.executable, "-m", "riskstream", "topology", "apply", "--bootstrap", info.bootstrap],
+                           capture_output=True, text=True, timeout=120,
+                           env={**os.environ, "RISKSTREAM_KAFKA_SASL_PASSWORD_FILE": "",
+                                "RISKSTREAM_KAFKA_SASL_PASSWORD": "not-the-password"})
+    assert wrong.returncode == 2 and "Traceback" not in wrong.stderr, wrong.stderr
+    assert f"cannot reach the Kafka broker at {info.bootstrap}: authentication failed" in wrong.stderr
+    assert "not-the-password" not in wrong.stderr and "(gave up after attempt 4)" in wrong.stderr
+    print("wrong SASL password: " + wrong.stderr.splitlines()[-1][len("riskstream: "):])
+
     topology_path = isolated_topology(root)
     from riskstream.core.topology import load_topology
     from riskstream.ops.topology_apply import apply_topology
