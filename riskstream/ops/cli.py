@@ -163,6 +163,18 @@ def refuse_dev_secrets(args, role: str) -> bool:
     return bool(problems)
 
 
+def _policy_signers(args) -> int:
+    """--policy-signers, else $RISKSTREAM_POLICY_SIGNERS (1, 2 or 3), else 1."""
+    from riskstream.core.errors import OperatorError
+    if args.policy_signers:
+        return args.policy_signers
+    value = os.environ.get("RISKSTREAM_POLICY_SIGNERS", "").strip() or "1"
+    if value not in ("1", "2", "3"):
+        raise OperatorError("environment", "RISKSTREAM_POLICY_SIGNERS", f"{value!r} is not 1, 2 or 3",
+                            "set it to 2 for maker-checker, or unset it")
+    return int(value)
+
+
 # -- worker / actuator ----------------------------------------------------------------------------------------------
 def _serve(args, build) -> int:
     if refuse_dev_secrets(args, args.command):
@@ -182,7 +194,7 @@ def _serve(args, build) -> int:
         config = PipelineConfig(partitions=topology.topic(VALID).partitions,
                                 model_config_path=Path(args.model_config) if args.model_config else None,
                                 breaker_max_count=args.breaker_max_count, breaker_max_share=args.breaker_max_share,
-                                policy_signers=args.policy_signers)
+                                policy_signers=_policy_signers(args))
         from riskstream.stream.security import KafkaSecurity
         security = KafkaSecurity.from_env()
     except OperatorError as exc:
@@ -334,8 +346,7 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
         if name == "worker":
             w.add_argument("--policy", help="champion policy file, watched for changes and hot-reloaded "
                                             "(default: the bundled riskstream/data/policies/default.yaml)")
-        w.add_argument("--policy-signers", type=int, choices=[1, 2, 3],
-                       default=int(os.environ.get("RISKSTREAM_POLICY_SIGNERS") or 1), metavar="N",
+        w.add_argument("--policy-signers", type=int, choices=[1, 2, 3], default=None, metavar="N",
                        help="distinct signers a policy version on the control topic needs before it goes live; 2 = "
                             "maker-checker (default: $RISKSTREAM_POLICY_SIGNERS, else 1). Give workers and "
                             "actuators the same N")

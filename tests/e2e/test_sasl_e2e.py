@@ -5,6 +5,8 @@ client without credentials gets nothing. The worker, the actuator, the topology 
 the control publisher and the test's readers all connect with the settings in RISKSTREAM_KAFKA_*. Simulated events
 go in, the worker decides (a policy that closes every line, so each decision becomes a command), the actuator
 sends commands. A signed breaker reset is applied; an unsigned control message is refused, counted and audited.
+Worker and actuator run with `--policy-signers 2`: a policy version signed by its maker alone is refused; once a
+checker with another key co-signs it, it goes live.
 
 Every secret is set (SASL password from a file, model key, pseudonym secret, control keys) and the worker logs at
 DEBUG: no secret value may appear in any process log, audit file, or the broker's files outside its data.
@@ -68,7 +70,8 @@ def secure(tmp_path_factory):
            "RISKSTREAM_PSEUDONYM_SECRET": "pseudo-" + secrets.token_hex(16),
            "RISKSTREAM_CONTROL_KEY_ID": "e2e-ops",
            "RISKSTREAM_CONTROL_KEY": (ctl := "control-" + secrets.token_hex(16)),
-           "RISKSTREAM_CONTROL_KEYS": json.dumps({"e2e-ops": ctl}),
+           "RISKSTREAM_CONTROL_KEYS": json.dumps({"e2e-ops": ctl, "e2e-checker": (chk := "checker-" + secrets.token_hex(16))}),
+           "E2E_CHECKER_KEY": chk,
            "RISKSTREAM_ENV": "production"}   # production mode: the processes accept only these real secrets
     yield info, env, password, root
     manager.stop(Path(info.state_dir))
@@ -110,9 +113,10 @@ def test_produce_worker_decision_command_over_sasl_and_no_secret_in_any_log(secu
     wport, aport = free_port(), free_port()
     try:
         worker = cluster.start("worker", "--topology", str(topology_path), "--policy", str(policy),
-                               "--log-level", "DEBUG", name="worker", metrics_port=wport)
+                               "--log-level", "DEBUG", "--policy-signers", "2", name="worker", metrics_port=wport)
         actuator = cluster.start("actuator", "--topology", str(topology_path), "--breaker-max-count", "100000",
-                                 "--breaker-max-share", "1.0", name="actuator", metrics_port=aport)
+                                 "--breaker-max-share", "1.0", "--policy-signers", "2", name="actuator",
+                                 metrics_port=aport)
         worker.wait_ready(120)
         actuator.wait_ready(120)
         sim = Simulator(SimConfig(accounts=ACCOUNTS, facilities=0, seed=5, start_ms=_now_ms() - EVENTS * 500))
@@ -136,12 +140,26 @@ def test_produce_worker_decision_command_over_sasl_and_no_secret_in_any_log(secu
         raw.send(topo.name(CONTROL), key=b"breaker_reset", value=orjson.dumps(
             {"kind": "breaker_reset", "how": "drop", "control_id": "unsigned-" + uuid.uuid4().hex[:6]})).get(30)
         raw.close()
+        # Maker-checker: the maker's signature alone does not make v2 live; the checker's co-signature does.
+        v2 = control.message("policy", text=CLOSE_ALL.replace("version: 1", "version: 2"), source="e2e", by="maker")
+        control.publish(info.bootstrap, v2, topic=topo.name(CONTROL))
+        wait_for("a maker-only policy refused", lambda: metric(wport, "riskstream_control_refused_total",
+                                                               reason="needs_checker") >= 1, timeout=60)
+        assert metric(wport, "riskstream_policy_info", version="1") == 1
+        from riskstream.core.signing import Signer, control_signer
+        both = Signer("e2e-checker", env["E2E_CHECKER_KEY"].encode()).sign(control_signer().sign(v2))
+        control.publish(info.bootstrap, both, topic=topo.name(CONTROL))
+        wait_for("the co-signed policy live", lambda: metric(wport, "riskstream_policy_info", version="2") == 1,
+                 timeout=60)
+        assert metric(wport, "riskstream_policy_reloads_total", result="accepted") == 1
+        print("maker-checker: maker-only v2 refused (needs_checker), maker+checker v2 live")
         wait_for("the unsigned message refused", lambda: metric(aport, "riskstream_control_refused_total",
                                                                 reason="unsigned") >= 1, timeout=60)
         audit = root / "run" / "audit" / "actuator.jsonl"
         refused = [json.loads(line) for line in audit.read_text().splitlines()
                    if json.loads(line)["kind"] == "control_refused"]
-        assert [r["payload"]["reason"] for r in refused] == ["unsigned"], "the signed reset passed, the unsigned not"
+        assert sorted(r["payload"]["reason"] for r in refused) == ["needs_checker", "unsigned"], \
+            "the signed reset and the co-signed policy passed; the unsigned reset and the maker-only policy not"
         wait_for("the worker refused it too", lambda: metric(wport, "riskstream_control_refused_total",
                                                              reason="unsigned") >= 1, timeout=60)
         assert worker.alive() and actuator.alive()
@@ -150,7 +168,7 @@ def test_produce_worker_decision_command_over_sasl_and_no_secret_in_any_log(secu
 
     # No secret value in any log: the processes' logs, the audit files, and the broker's files outside its data.
     values = {password, *(env[k] for k in ("RISKSTREAM_MODEL_KEY", "RISKSTREAM_PSEUDONYM_SECRET",
-                                             "RISKSTREAM_CONTROL_KEY"))}
+                                             "RISKSTREAM_CONTROL_KEY", "E2E_CHECKER_KEY"))}
     logs = [p for p in (root / "run").rglob("*") if p.is_file() and p.suffix in (".log", ".jsonl")]
     logs += [p for p in (root / "broker").iterdir() if p.is_file()]
     assert any(p.name == "worker.log" for p in logs) and any(p.name == "actuator.log" for p in logs)
