@@ -97,6 +97,9 @@ def make_app(app_id: str, s: StreamSettings) -> faust.App:
         datadir=str(datadir),
         producer_linger_ms=5,
         producer_max_request_size=2 * 1024 * 1024,
+        # One record batch per partition for a whole batch of events (16 KiB, the default, split it into several,
+        # each a round trip: aiokafka has one request in flight per broker). Below brokers' 1 MB record limit.
+        producer_max_batch_size=256 * 1024,
         stream_wait_empty=False,
         table_cleanup_interval=3600,
     )
