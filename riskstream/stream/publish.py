@@ -87,7 +87,8 @@ class Publisher:
                 if batch.append(key=key, value=value, timestamp=None) is None:  # full: send it, start the next
                     futures.append(await aio.send_batch(batch, topic, partition=partition))
                     batch = aio.create_batch()
-                    batch.append(key=key, value=value, timestamp=None)  # an empty batch takes any one record
+                    if batch.append(key=key, value=value, timestamp=None) is None:  # an empty batch takes any one
+                        raise ValueError(f"a record of {len(value or b'')} bytes does not fit a batch for {topic}")
             batch.close()  # ready now: a closed batch does not linger
             futures.append(await aio.send_batch(batch, topic, partition=partition))
         return futures
