@@ -6,8 +6,9 @@ steps of `riskstream.core.steps`, persist what the steps return, commit, and upd
 records (`stream.observe`).
 
 Delivery is at least once. Each batch publishes its outputs and waits for the broker's acks *before* it writes the
-table, and the state keeps the last applied source offset: after a crash a replayed event is either recomputed into
-the same output (deterministic ids, deduplicated downstream) or skipped because the state already holds it.
+table, then waits for the table's changelog acks before its events are acked (so committable), and the state keeps
+the last applied source offset: after a crash a replayed event is either recomputed into the same output
+(deterministic ids, deduplicated downstream) or skipped because the state already holds it.
 """
 
 from __future__ import annotations
