@@ -124,8 +124,8 @@ def test_an_error_in_the_delivery_propagates():
 def test_faust_calls_wait_first_only_to_deliver_a_record():
     src = inspect.getsource(faust_consumer)
     assert src.count("wait_first(") == 1
-    drain = inspect.getsource(faust_consumer.Consumer._drain_messages)
-    assert "await self.wait_first(\n                                callback(message), self.suspend_flow.wait()" in drain
+    drain = " ".join(inspect.getsource(faust_consumer.Consumer._drain_messages).split())
+    assert "await self.wait_first( callback(message), self.suspend_flow.wait() )" in drain
     install()
     install()
     assert faust_consumer.Consumer.wait_first is fast_wait_first
