@@ -87,7 +87,7 @@ def add_actuator_agent(app: faust.App, s: StreamSettings, cfg: PipelineConfig, p
             await pub.publish(res.outs)
             sent.update(res.sent_ids)
             watch.enter("actuator", "table")
-            write_table(lines, res.dirty, batch, cfg.partitions)
+            await write_table(pub, lines, res.dirty, batch, cfg.partitions)
             watch.idle("actuator")
             stamps = [ev.message.timestamp for ev in batch]
             observe.actuated(res, box["breakers"], [max(0.0, t / 1000 - min(stamps))] * len(res.outs))

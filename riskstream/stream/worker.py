@@ -192,19 +192,21 @@ def add_ingest_agents(app: faust.App, s: StreamSettings, pub: Publisher, watch) 
 
     async def run(stream, agent: str, keep_valid: bool) -> None:
         async for batch in stream.take_events(BATCH_MAX, within=BATCH_WITHIN_S):
-            outs = []
+            outs, by_topic = [], {}
             for ev in batch:
                 m = ev.message
                 logical = pub.logical(m.topic)
                 # "Now" for timestamp checks is the record's broker timestamp, so a replay judges alike.
                 out = ingest(cfg, m.value or b"", Source(logical, m.partition, m.offset, int(m.timestamp * 1000)),
                              physical_topic=m.topic)
-                observe.ingested((out,), logical, EVENT_TYPES)
+                by_topic.setdefault(logical, []).append(out)
                 if keep_valid or out.topic != names.VALID:
                     outs.append(out)
             watch.enter(agent, "publish")
             await pub.publish(outs)
             watch.idle(agent)
+            for logical, seen in by_topic.items():
+                observe.ingested(seen, logical, EVENT_TYPES)
             metrics.LAST_EVENT_TIMESTAMP.labels(topic=agent).set(now_ms() / 1000)
 
     @app.agent(sources, name="ingest")
@@ -235,7 +237,7 @@ def add_score_agent(app: faust.App, s: StreamSettings, wc: WorkerContext, pub: P
             watch.enter("score", "publish")
             await pub.publish(res.outs)  # outputs before state: see stream.app
             watch.enter("score", "table")
-            write_table(accounts, res.dirty, batch, n)
+            await write_table(pub, accounts, res.dirty, batch, n)
             watch.idle("score")
             observe.scored(res.outs, now_ms())
             held = sum(int(accounts.get(portfolio_key(p)) or 0) for p in range(n))
