@@ -170,6 +170,12 @@ class LabelTracker:
         return orjson.dumps({"v": 1, "open": self._open, "statements": self._statements,
                              "order": list(self._order), "counts": dict(self.counts)})
 
+    def as_reloaded(self) -> "LabelTracker":
+        """Make this tracker what ``decode(encode())`` gives (in place): ids restart after the newest open one."""
+        self.n_open = sum(len(s) for s in self._open.values())
+        self._ids = itertools.count(1 + max((s["id"] for ss in self._open.values() for s in ss), default=-1))
+        return self
+
     @classmethod
     def decode(cls, blob: bytes, config: dict | None = None) -> "LabelTracker":
         data = orjson.loads(blob)

@@ -21,6 +21,7 @@ from riskstream.core.market import apply_market, new_history
 from riskstream.core.names import TOPOLOGY, VALID
 from riskstream.core.policy import Policy, PolicyHolder, load_policy
 from riskstream.core.privacy import Pseudonymizer
+from riskstream.core.steps.memo import DecodedRecords
 from riskstream.core.windows import FeatureConfig, default_config
 from riskstream.data import CHALLENGER_POLICY, DEFAULT_POLICY
 
@@ -39,6 +40,7 @@ class PipelineConfig:
     behaviour_sample: int = 8          # 1 in N behaviour events trains the anomaly model (deterministic by id)
     partitions: int = TOPOLOGY.topic(VALID).partitions  # valid = decisions partitions: per-partition state
     model_config_path: Path | None = None  # models.yaml overlay (None: the bundled models.yaml)
+    decoded_records: int = 8192        # accounts whose decoded record is kept next to its bytes (0 = none)
 
 
 class Context:
@@ -58,6 +60,8 @@ class Context:
         self.known_models = {self.model_version: self.model}
         self.known_policies = {_policy_key(self.policies.policy): self.policies.policy}
         self._views: dict = {}
+        # Not state: decoded objects of records this process wrote, used only for byte-equal records (steps.memo).
+        self.decoded = DecodedRecords(self.config.decoded_records)
 
     @property
     def model_version(self) -> str:
