@@ -68,6 +68,11 @@ class LabelTracker:
         self.counts = collections.Counter()
 
     # -- snapshots -------------------------------------------------------------------------------------------
+    def due(self, entity: str, t: int) -> bool:
+        """Whether `snapshot(entity, t, ...)` would keep one (False: too soon after the last; nothing changes)."""
+        snaps = self._open.get(entity)
+        return not snaps or t - snaps[-1]["t"] >= self.config["min_snapshot_gap_ms"]
+
     def snapshot(self, entity: str, t: int, features: dict) -> bool:
         """Keep a copy of `features` as of event time `t`; returns False when skipped (too soon after the last)."""
         snaps = self._open.setdefault(entity, [])

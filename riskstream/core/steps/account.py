@@ -34,6 +34,7 @@ from riskstream.core.steps.ingest import dead
 from riskstream.core.steps.records import Out
 
 RESTRICTIVE = ("WARN", "REDUCE_LIMIT", "FREEZE", "CLOSE")  # a cure is only news to a line that had one of these
+_RESTRICTIVE = frozenset(RESTRICTIVE)
 # Outcomes of the state step that become dead letters (reason codes from riskstream.core.contracts.REASONS).
 STATE_REJECTIONS = {
     "late": "event time is older than the account's watermark minus the allowed lateness",
@@ -169,17 +170,17 @@ def account_one(ctx: Context, record: bytes | None, value: bytes, *, offset: int
     facts["fraud_confirmed"] = 0.0
     facts["cured"] = 1.0 if event["type"] == "payment_received" and features.get("days_past_due", 0.0) == 0 else 0.0
 
-    tracker, lab_bytes = _labels(ctx, tracker, rec.labels, event, features, outs)
+    tracker, lab_bytes, labels_changed = _labels(ctx, tracker, rec.labels, event, features, outs)
     decisions, memories = _decide(ctx, event, features, facts, score, explain, rec.memory, active_accounts)
     outs.extend(decisions)
-    restricted = any(a in (memories.get("champion") or {}).get("last", {}) for a in RESTRICTIVE)
+    restricted = not _RESTRICTIVE.isdisjoint((memories.get("champion") or {}).get("last", {}))
     if facts["cured"] and restricted:
         outs.append(Out(DECISIONS, entity.encode(), orjson.dumps(
             {"kind": "cure", "account_id": entity, "event_id": event["event_id"], "event_time": t}), "cure/CURE"))
     new = AccountRecord(encode_state(state, config=cfg.features), orjson.dumps(memories, option=orjson.OPT_SORT_KEYS),
                         lab_bytes, cf_bytes).encode()
     if memo is not None:
-        memo.put(entity, new, (state, tracker.as_reloaded()))
+        memo.put(entity, new, (state, tracker.as_reloaded() if labels_changed else tracker))
     return new, outs
 
 
@@ -205,7 +206,8 @@ def _facility_facts(ctx: Context, state, event: dict, cf_bytes: bytes, features:
 def _labels(ctx: Context, tracker, lab_bytes: bytes, event: dict, features: dict, outs: list):
     """Delayed labels: snapshot the features as of now, resolve older snapshots with this repayment event.
 
-    `tracker` is the decoded `lab_bytes` if the caller has it already (else None). Returns it and its new bytes.
+    `tracker` is the decoded `lab_bytes` if the caller has it already (else None). Returns it, its bytes and
+    whether it changed: a behaviour event inside the snapshot gap changes nothing, so nothing is re-encoded.
     """
     from riskstream.core.models.labels import LabelTracker
 
@@ -213,7 +215,8 @@ def _labels(ctx: Context, tracker, lab_bytes: bytes, event: dict, features: dict
     t = event["event_time"]
     if tracker is None:
         tracker = LabelTracker.decode(lab_bytes, ctx.model_config) if lab_bytes else LabelTracker(ctx.model_config)
-    if event["family"] == "repayment":
+    changed = event["family"] == "repayment"
+    if changed:
         for ex in tracker.on_repayment(event):
             outs.append(Out(LABELS, b"label", orjson.dumps({
                 "kind": "label", "entity": cfg.pseudonymizer.pseudonym(ex.entity),
@@ -221,11 +224,13 @@ def _labels(ctx: Context, tracker, lab_bytes: bytes, event: dict, features: dict
                 "label": bool(ex.label)}), "label"))
     # Zeros are left out (the scorer reads a missing feature as 0): most features are 0 for most accounts,
     # and the snapshots are most of the account record.
-    tracker.snapshot(event["entity"], t, {k: v for k, v in features.items() if v})
+    if tracker.due(event["entity"], t):
+        tracker.snapshot(event["entity"], t, {k: v for k, v in features.items() if v})
+        changed = True
     if event["family"] == "behaviour" and zlib.crc32(event["event_id"].encode()) % cfg.behaviour_sample == 0:
         outs.append(Out(LABELS, b"behaviour", orjson.dumps({
             "kind": "behaviour", "features": {k: features.get(k, 0.0) for k in BEHAVIOUR_FEATURES}}), "behaviour"))
-    return tracker, tracker.encode()
+    return tracker, (tracker.encode() if changed else lab_bytes), changed
 
 
 def _decide(ctx: Context, event: dict, features: dict, facts: dict, score, explain, mem_bytes: bytes,
