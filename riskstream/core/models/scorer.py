@@ -133,8 +133,11 @@ class Scorer:
 
     def _dense(self, x: dict) -> dict[str, float]:
         # Every known feature is present (0 if missing) so the scaler sees zeros too; unknown new keys are kept.
-        out = {k: 0.0 for k in self.features}
+        out = dict.fromkeys(self.features, 0.0)
         for k, v in x.items():
+            if v.__class__ is float:  # the usual case, as below without the calls
+                out[k] = v if v - v == 0.0 else 0.0  # inf - inf and nan - nan are nan: not finite
+                continue
             try:
                 out[k] = float(v)
             except (TypeError, ValueError):
