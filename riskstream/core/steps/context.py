@@ -1,6 +1,7 @@
 """The slowly changing context every step reads: configuration, market history, model and policies.
 
-It holds no per-account or per-partition state: that is the steps' own, passed in and returned. The drivers swap
+It holds no per-account or per-partition state: that is the steps' own, passed in and returned (`decoded` is only a
+bounded memo of records this process wrote, consulted for byte-equal records: see steps.memo). The drivers swap
 its parts (a new market event, model snapshot or policy version) between batches, and the account step records
 on the `versions` topic from which offset each version was used, so a replay can follow the same versions.
 
