@@ -10,8 +10,11 @@ failure half-way cannot leave changed objects behind an old record.
 
 >>> memo = DecodedRecords(2)
 >>> memo.put("a1", b"rec-1", ("state", "labels"))
->>> memo.take("a1", b"rec-0") is None, memo.take("a1", b"rec-1"), memo.take("a1", b"rec-1") is None
-(True, ('state', 'labels'), True)
+>>> memo.take("a1", b"rec-1"), memo.take("a1", b"rec-1") is None   # taken: the step now changes the objects
+(('state', 'labels'), True)
+>>> memo.put("a1", b"rec-1", ("state", "labels"))
+>>> memo.take("a1", b"rec-0") is None, memo.take("a1", b"rec-1") is None   # other bytes: forgotten
+(True, True)
 """
 
 from __future__ import annotations
