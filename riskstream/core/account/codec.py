@@ -116,10 +116,24 @@ def encode_state(state: AccountState, *, config: FeatureConfig | None = None) ->
     write_uvarints(out, (len(windows),))
     for name, buckets in windows:
         spec = by_name[name]
-        _write_str(out, name)
-        write_uvarints(out, (spec.stats_mask, spec.granularity))
+        out += _window_header(spec)
         encode_buckets(out, buckets, spec, wm // spec.granularity)
     return bytes(out)
+
+
+_HEADERS: dict = {}
+
+
+def _window_header(spec) -> bytes:
+    """A window's name, slot mask and granularity as written before its buckets (the same for every state)."""
+    key = (spec.name, spec.stats_mask, spec.granularity)
+    header = _HEADERS.get(key)
+    if header is None:
+        buf = bytearray()
+        _write_str(buf, spec.name)
+        write_uvarints(buf, (spec.stats_mask, spec.granularity))
+        header = _HEADERS[key] = bytes(buf)
+    return header
 
 
 def decode_state(data: bytes, *, config: FeatureConfig | None = None) -> AccountState:
