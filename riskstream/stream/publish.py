@@ -49,8 +49,9 @@ def partition_of_key(key: bytes, partitions: int) -> int:
     return int(key.rsplit(b"/", 1)[1]) if key.startswith(b"\x00") else partition_for(key, partitions)
 
 
-def write_table(table, dirty: dict[bytes, bytes], batch: list, partitions: int) -> None:
-    """Write each dirty key once per batch (a changelog record per write is Faust's main per-event cost).
+def write_table(table, dirty: dict[bytes, bytes | None], batch: list, partitions: int) -> None:
+    """Write each dirty key once per batch (a changelog record per write is Faust's main per-event cost); None
+    deletes the key.
 
     Faust picks the changelog partition from the current event, which a batch does not have: point it at an event
     of the key's partition (every key a step writes belongs to a partition of its batch).
@@ -61,8 +62,13 @@ def write_table(table, dirty: dict[bytes, bytes], batch: list, partitions: int) 
         ev = None if key.startswith(b"\x00") else by_key.get(key)
         if ev is None:
             ev = by_partition[partition_of_key(key, partitions)]
+        if value is None and key not in table:
+            continue  # a pending event released in the batch it arrived in: never written
         token = _current_event.set(weakref.ref(ev))
         try:
-            table[key] = value
+            if value is None:
+                del table[key]
+            else:
+                table[key] = value
         finally:
             _current_event.reset(token)  # take_events relies on the context it had
