@@ -26,7 +26,7 @@ from riskstream.stream import metrics, observe
 from riskstream.stream.app import BATCH_MAX, BATCH_WITHIN_S, StreamSettings, install_watch, make_app, now_ms, \
     raw_topic
 from riskstream.stream.lag import install_lag_timer
-from riskstream.stream.publish import Publisher, write_table
+from riskstream.stream.publish import Publisher, write_ahead, write_table
 from riskstream.stream.readers import GlobalReader
 
 log = logging.getLogger("riskstream.stream")
@@ -290,10 +290,12 @@ def add_score_agent(app: faust.App, s: StreamSettings, wc: WorkerContext, pub: P
             watch.enter("score", "compute")
             res = account_batch(ctx, accounts.get, [Valid(ev.message.key, ev.message.value, ev.message.partition,
                                                           ev.message.offset) for ev in batch], topic=valid_name)
+            watch.enter("score", "ahead")
+            await write_ahead(accounts, res.dirty, res.ahead, n)  # the versions it decided with, durable first
             watch.enter("score", "publish")
             await pub.publish(res.outs)  # outputs before state: see stream.app
             watch.enter("score", "table")
-            write_table(accounts, res.dirty, batch, n)
+            write_table(accounts, res.dirty, batch, n, skip=res.ahead)
             watch.idle("score")
             observe.scored(res.outs, now_ms())
             held = sum(int(accounts.get(portfolio_key(p)) or 0) for p in range(n))

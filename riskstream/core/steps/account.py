@@ -64,6 +64,10 @@ class Valid(NamedTuple):
 class StepResult(NamedTuple):
     dirty: dict    # table key -> new value, to write once per batch after `outs` are acknowledged
     outs: list     # records to publish
+    # Keys of `dirty` to make durable *before* `outs` are published: the versions record of each partition (which
+    # valid offsets were decided with which model and policy). A worker that crashes after publishing a decision
+    # then re-decides the record with the versions it used the first time, whatever it has loaded since.
+    ahead: tuple = ()
 
 
 def account_batch(ctx: Context, get: Callable[[bytes], bytes | None], batch, *, topic: str = VALID) -> StepResult:
@@ -121,7 +125,7 @@ def account_batch(ctx: Context, get: Callable[[bytes], bytes | None], batch, *, 
     for k in gone:
         dirty.pop(k, None)
         dirty[k] = None
-    return StepResult(dirty, outs)
+    return StepResult(dirty, outs, tuple(versions_key(p) for p in seen))
 
 
 POSITIONS = 1 << 20  # apply positions per triggering valid offset (more than align_max_pending + 1)
