@@ -62,11 +62,28 @@ def new_align() -> dict:
 
 
 def decode_align(raw: bytes | None) -> dict | None:
-    return orjson.loads(raw) if raw else None
+    if not raw:
+        return None
+    st = orjson.loads(raw)
+    names = st.pop("names", None)
+    if names is not None:
+        st["pending"] = [[ts, names[i], soff, voff] for ts, i, soff, voff in st["pending"]]
+    return st
 
 
 def encode_align(st: dict) -> bytes:
-    return orjson.dumps(st)
+    """The pending index names each source by its place in `names` (~30 bytes an entry), so a full buffer
+    (`align_max_pending` = 20,000) stays well below the changelog's 1 MB record limit.
+
+    >>> st = {"marks": {"b/0": 9}, "pending": [[5, "r/1", 7, 3]], "upto": 3, "forced": 0}
+    >>> encode_align(st)
+    b'{"marks":{"b/0":9},"pending":[[5,0,7,3]],"upto":3,"forced":0,"names":["r/1"]}'
+    >>> decode_align(encode_align(st)) == st
+    True
+    """
+    names = sorted({e[1] for e in st["pending"]})
+    index = {n: i for i, n in enumerate(names)}
+    return orjson.dumps({**st, "pending": [[e[0], index[e[1]], e[2], e[3]] for e in st["pending"]], "names": names})
 
 
 def _releasable(st: dict, sources: Iterable[str]) -> list:
