@@ -99,7 +99,7 @@ def partition_of_key(key: bytes, partitions: int) -> int:
     return int(key.rsplit(b"/", 1)[1]) if key.startswith(b"\x00") else partition_for(key, partitions)
 
 
-def changelog_partitions(dirty: dict[bytes, bytes], batch: list, partitions: int) -> dict[bytes, int]:
+def changelog_partitions(dirty: dict[bytes, bytes | None], batch: list, partitions: int) -> dict[bytes, int]:
     """The changelog partition of each dirty key, the one `Table.__setitem__` would take from the current event:
     that of the key's own event in the batch, else (per-partition records, accounts without an event in this
     batch) the partition of the key, which is a partition of the batch (every key a step writes belongs to one)."""
@@ -111,19 +111,32 @@ def changelog_partitions(dirty: dict[bytes, bytes], batch: list, partitions: int
     return out
 
 
-async def write_table(pub: Publisher, table, dirty: dict[bytes, bytes], batch: list, partitions: int) -> None:
+async def write_ahead(pub: Publisher, table, dirty: dict[bytes, bytes | None], keys, batch: list,
+                      partitions: int) -> None:
+    """Write `keys` of `dirty` and wait for the broker's ack: state the step needs durable before the batch's
+    outputs go out (`StepResult.ahead`). `write_table` then skips them."""
+    await write_table(pub, table, {k: dirty[k] for k in keys}, batch, partitions)
+
+
+async def write_table(pub: Publisher, table, dirty: dict[bytes, bytes | None], batch: list, partitions: int, *,
+                      skip=()) -> None:
     """Write each dirty key once per batch: into the table's store and, as one record batch per partition, to its
-    changelog; return when the broker has acknowledged the changelog records.
+    changelog (None: delete the key, a tombstone); return when the broker has acknowledged the changelog records.
 
     This is what `table[key] = value` does (a raw-bytes table: the changelog record is the key and value as they
     are), without a changelog send per key; waiting for the acks means the batch's events are acked (and their
     offsets committable) only once the state they produced is durable.
     """
-    if not dirty:
-        return
-    where = changelog_partitions(dirty, batch, partitions)
-    topic = table.changelog_topic.get_topic_name()
     store = table.data
-    for key, value in dirty.items():
-        store[key] = value
-    await pub.send_and_wait([(topic, where[key], key, value) for key, value in dirty.items()])
+    # skip: written ahead; a None for a key never stored: a pending event released in the batch it arrived in
+    todo = {k: v for k, v in dirty.items() if k not in skip and not (v is None and k not in store)}
+    if not todo:
+        return
+    where = changelog_partitions(todo, batch, partitions)
+    topic = table.changelog_topic.get_topic_name()
+    for key, value in todo.items():
+        if value is None:
+            del store[key]
+        else:
+            store[key] = value
+    await pub.send_and_wait([(topic, where[key], key, value) for key, value in todo.items()])

@@ -46,6 +46,15 @@ class PipelineConfig:
     control_signer: Signer = dataclasses.field(default_factory=control_signer)  # signs the breaker trips it emits
     policy_signers: int = 1            # distinct signers a policy version needs (2 = maker-checker)
     decoded_records: int = 8192        # accounts whose decoded record is kept next to its bytes (0 = none)
+    # Upstream source partitions ("topic/partition") the account step aligns (steps.align, docs/time.md), and how
+    # many events a valid partition may hold back before the oldest go early.
+    sources: tuple[str, ...] = dataclasses.field(default_factory=lambda: default_sources(TOPOLOGY))
+    align_max_pending: int = 20_000
+
+
+def default_sources(topology) -> tuple[str, ...]:
+    """Every partition of every topic the ingest agent reads, as the alignment names them."""
+    return tuple(f"{t}/{p}" for t in topology.agents["ingest"].reads for p in range(topology.topic(t).partitions))
 
 
 class Context:
