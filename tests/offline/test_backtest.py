@@ -233,7 +233,7 @@ def test_parity_with_a_plain_replay(tmp_path):
 def test_parallel_runs_report_what_sequential_runs_report(tmp_path):
     """Two policies in two worker processes give the figures the same runs give one after the other."""
     from riskstream.data import CHALLENGER_POLICY
-    pop = generate(PopulationConfig(accounts=30, facilities=2, days=150, seed=5, bad_share=0.2, fraud_share=0.03))
+    pop = generate(PopulationConfig(accounts=30, facilities=2, days=200, seed=5, bad_share=0.2, fraud_share=0.03))
     ev, tr = tmp_path / "ev.jsonl", tmp_path / "tr.jsonl"
     with open(ev, "wb") as fh:
         write_events(fh, pop.records)
