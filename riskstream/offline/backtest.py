@@ -17,7 +17,11 @@ Then, per policy, from the truth and the commands it would have sent (docs/backt
 
 To draw catch rate against harm, the same run also carries copies of the policy with every PD cutoff scaled by
 the ``--sweep`` factors, in shadow; their decisions go through the same actuator state machine and breaker
-offline (`simulate_commands`). Factor 1 is a self-check: it must reproduce the policy's own commands.
+offline (`OfflineActuator`) while the run goes. Factor 1 is a self-check: it must reproduce the policy's own
+commands.
+
+Each policy runs in its own process (``--jobs``), reading the events file as a stream; a run keeps only what the
+figures read. The report carries the backtest's own throughput (events/s) and each run's peak memory.
 
 >>> truth = {"A": {"entity": "A", "outcome": "default", "time": 100 * DAY}, "B": {"entity": "B", "outcome": "good",
 ...          "time": None}}
@@ -636,8 +640,8 @@ def plot(report: dict, path: Path) -> None:
 
 
 class Progress:
-    """A progress bar on stderr (a line per 10 % when stderr is not a terminal); `unit` "ev" (events) or "B"
-    (bytes, shown in MB)."""
+    """A progress bar on stderr (when stderr is not a terminal, a line per 10 % and at least one a minute); `unit`
+    "ev" (events) or "B" (bytes, shown in MB)."""
 
     def __init__(self, total: int, label: str, stream=None, unit: str = "ev"):
         self.total, self.label, self.unit = max(total, 1), label, unit
@@ -672,8 +676,8 @@ class Progress:
             self.stream.flush()
         else:
             decile = int(10 * frac)
-            if decile > self.last_decile:
-                self.last_decile = decile
+            if decile > self.last_decile or now - self.last_print >= 60:
+                self.last_decile, self.last_print = decile, now
                 self.stream.write(f"{self.label}: {100 * frac:3.0f} % {self._n(done)}/{self._n(self.total)} "
                                   f"({per_s})\n")
                 self.stream.flush()
