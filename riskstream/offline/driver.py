@@ -129,7 +129,9 @@ class OfflineDriver:
             self.on_output(o)
             if o.topic == CONTROL:  # a breaker trip for every partition, as the control agent routes it live
                 if self.route:
-                    for r in route_control(o.value, self.config.partitions):
+                    routed = route_control(self.config, o.value)
+                    self.audit.extend(routed.audit)
+                    for r in routed.outs:
                         self._actuate(Decision(r.key, r.value, r.partition, self._next_offset(DECISIONS, r.partition)))
             else:
                 self.counts["commands"] += 1

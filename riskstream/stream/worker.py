@@ -107,9 +107,20 @@ class WorkerContext:
             log.info("model hot-swapped to %s", self.ctx.model_version)
 
     def on_control(self, raw: bytes, offset: int) -> None:
-        msg = orjson.loads(raw)
-        if isinstance(msg, dict) and msg.get("kind") == "policy":
-            self.offer_policy(msg.get("text", ""), f"control topic offset {offset}")
+        from riskstream.core.signing import Refused, refusal_audit, verify
+
+        cfg = self.ctx.config
+        checked = verify(raw, cfg.control_keys, policy_signers=cfg.policy_signers)
+        if isinstance(checked, Refused):
+            self.audit = self.audit or audit_log(self.s, f"worker-{os.getpid()}")
+            self.audit.extend([refusal_audit(raw, checked, time_ms=now_ms(), source=f"control offset {offset}")])
+            metrics.CONTROL_REFUSED.labels(reason=checked.reason).inc()
+            log.warning("control message at offset %d refused (%s): %s; see the audit log", offset, checked.reason,
+                        checked.detail)
+            return
+        if checked.msg.get("kind") == "policy":
+            self.offer_policy(checked.msg.get("text", ""), f"control topic offset {offset} signed by "
+                                                          f"{', '.join(checked.signers)}")
 
     def offer_policy(self, text: str, source: str) -> None:
         ok, err, change = self.ctx.offer_policy(text, source)
@@ -127,7 +138,8 @@ class WorkerContext:
         topo = self.s.topology
         for topic, handler, name in ((names.MARKET, self.on_market, "market"), (names.MODELS, self.on_model, "models"),
                                      (names.CONTROL, self.on_control, "control")):
-            r = GlobalReader(self.s.bootstrap, topo.name(topic), topo.topic(topic).partitions, handler, name)
+            r = GlobalReader(self.s.bootstrap, topo.name(topic), topo.topic(topic).partitions, handler, name,
+                             self.s.security)
             self.readers.append(r)
             asyncio.ensure_future(r.run())
 
@@ -136,7 +148,7 @@ def build_worker(s: StreamSettings) -> faust.App:
     topo = s.topology
     app = make_app(topo.topic_prefix + topo.agents["score"].group, s)
     agents = ("ingest", "market", "score", "trainer")
-    watch = install_watch(app, agents, install_lag_timer(app, s.bootstrap, topo, agents))
+    watch = install_watch(app, agents, install_lag_timer(app, s.bootstrap, topo, agents, security=s.security))
     wc = WorkerContext(s)
     pub = Publisher(app, topo)
     accounts = app.Table("accounts", default=None, key_type=bytes, value_type=bytes,
@@ -180,19 +192,21 @@ def add_ingest_agents(app: faust.App, s: StreamSettings, pub: Publisher, watch) 
 
     async def run(stream, agent: str, keep_valid: bool) -> None:
         async for batch in stream.take_events(BATCH_MAX, within=BATCH_WITHIN_S):
-            outs = []
+            outs, by_topic = [], {}
             for ev in batch:
                 m = ev.message
                 logical = pub.logical(m.topic)
                 # "Now" for timestamp checks is the record's broker timestamp, so a replay judges alike.
                 out = ingest(cfg, m.value or b"", Source(logical, m.partition, m.offset, int(m.timestamp * 1000)),
                              physical_topic=m.topic)
-                observe.ingested((out,), logical, EVENT_TYPES)
+                by_topic.setdefault(logical, []).append(out)
                 if keep_valid or out.topic != names.VALID:
                     outs.append(out)
             watch.enter(agent, "publish")
             await pub.publish(outs)
             watch.idle(agent)
+            for logical, seen in by_topic.items():
+                observe.ingested(seen, logical, EVENT_TYPES)
             metrics.LAST_EVENT_TIMESTAMP.labels(topic=agent).set(now_ms() / 1000)
 
     @app.agent(sources, name="ingest")
@@ -223,7 +237,7 @@ def add_score_agent(app: faust.App, s: StreamSettings, wc: WorkerContext, pub: P
             watch.enter("score", "publish")
             await pub.publish(res.outs)  # outputs before state: see stream.app
             watch.enter("score", "table")
-            write_table(accounts, res.dirty, batch, n)
+            await write_table(pub, accounts, res.dirty, batch, n)
             watch.idle("score")
             observe.scored(res.outs, now_ms())
             held = sum(int(accounts.get(portfolio_key(p)) or 0) for p in range(n))
