@@ -130,7 +130,8 @@ class OfflineDriver:
             if o.topic == CONTROL:  # a breaker trip for every partition, as the control agent routes it live
                 if self.route:
                     routed = route_control(self.config, o.value)
-                    self.audit.extend(routed.audit)
+                    if self.keep_audit:
+                        self.audit.extend(routed.audit)
                     for r in routed.outs:
                         self._actuate(Decision(r.key, r.value, r.partition, self._next_offset(DECISIONS, r.partition)))
             else:
