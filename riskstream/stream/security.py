@@ -101,14 +101,19 @@ class KafkaSecurity:
             ctx.load_cert_chain(self.ssl_certfile, self.ssl_keyfile)
         return ctx
 
-    def kafka_python(self) -> dict:
-        """Keyword arguments for kafka-python's KafkaProducer, KafkaConsumer and KafkaAdminClient."""
+    def _protocol_and_sasl(self) -> dict:
+        """The arguments kafka-python and aiokafka spell alike (nothing at all for PLAINTEXT)."""
         if self.protocol == "PLAINTEXT":
             return {}
         out: dict = {"security_protocol": self.protocol}
         if self.sasl:
             out.update(sasl_mechanism=self.sasl_mechanism, sasl_plain_username=self.sasl_username,
                        sasl_plain_password=self.sasl_password)
+        return out
+
+    def kafka_python(self) -> dict:
+        """Keyword arguments for kafka-python's KafkaProducer, KafkaConsumer and KafkaAdminClient."""
+        out = self._protocol_and_sasl()
         if self.tls:
             out.update({k: v for k, v in (("ssl_cafile", self.ssl_cafile), ("ssl_certfile", self.ssl_certfile),
                                           ("ssl_keyfile", self.ssl_keyfile)) if v})
@@ -116,12 +121,7 @@ class KafkaSecurity:
 
     def aiokafka(self) -> dict:
         """Keyword arguments for aiokafka's AIOKafkaConsumer, AIOKafkaProducer and AIOKafkaAdminClient."""
-        if self.protocol == "PLAINTEXT":
-            return {}
-        out: dict = {"security_protocol": self.protocol}
-        if self.sasl:
-            out.update(sasl_mechanism=self.sasl_mechanism, sasl_plain_username=self.sasl_username,
-                       sasl_plain_password=self.sasl_password)
+        out = self._protocol_and_sasl()
         if self.tls:
             out["ssl_context"] = self.ssl_context()
         return out
