@@ -112,11 +112,11 @@ _FAMILY = {"riskstream.events.behaviour": "behaviour", "riskstream.events.repaym
            "riskstream.events.credit": "credit", "riskstream.events.project": "project"}
 
 
-def test_same_bytes_as_the_reference_and_round_trip():
-    sim = Simulator(SimConfig(accounts=30, facilities=8, step_ms=360_000, seed=3))
+def simulated_states(n: int, *, facilities: int, seed: int):
+    """(event, account state after it) along a simulator stream of `n` records, as the account step applies them."""
+    sim = Simulator(SimConfig(accounts=30, facilities=facilities, step_ms=360_000, seed=seed))
     states: dict = {}
-    kinds = set()
-    for offset, (topic, _key, value) in enumerate(sim.wire(4000)):
+    for offset, (topic, _key, value) in enumerate(sim.wire(n)):
         if topic not in _FAMILY:
             continue
         ev = orjson.loads(value)
@@ -125,6 +125,12 @@ def test_same_bytes_as_the_reference_and_round_trip():
         if state is None:
             continue
         states[ev["entity"]] = state
+        yield ev, state
+
+
+def test_same_bytes_as_the_reference_and_round_trip():
+    kinds = set()
+    for ev, state in simulated_states(4000, facilities=8, seed=3):
         kinds.add(ev["type"])
         data = encode_state(state)
         assert data == reference_encode_state(state)
@@ -144,17 +150,7 @@ def test_window_features_equal_the_generic_aggregate():
              "distinct_devices_7d": ("devices", 7 * DAY, "distinct"),
              "missed_payments_90d": ("missed_payments", 90 * DAY, "count"),
              "new_debt_sum_90d": ("new_debt", 90 * DAY, "sum")}
-    sim = Simulator(SimConfig(accounts=30, facilities=2, step_ms=360_000, seed=5))
-    states: dict = {}
-    for offset, (topic, _key, value) in enumerate(sim.wire(3000)):
-        if topic not in _FAMILY:
-            continue
-        ev = orjson.loads(value)
-        ev["family"], ev["entity"] = _FAMILY[topic], ev.get("account_id") or ev.get("facility_id")
-        state, _ = apply_event(states.get(ev["entity"]), ev, offset=offset)
-        if state is None:
-            continue
-        states[ev["entity"]] = state
+    for _ev, state in simulated_states(3000, facilities=2, seed=5):
         f = compute_features(state, as_of=state.watermark, market=None)
         for feature, (window, horizon, agg) in reads.items():
             ref = aggregate(state.windows.get(window, {}), cfg.by_name[window], horizon, state.watermark)[agg]
