@@ -59,16 +59,23 @@ def interpret(node, facts, thresholds, margins=None) -> bool:
         if not (isinstance(rhs, str) and isinstance(value, str)):
             return False
         return OPS[node.op](value, rhs)
-    if margins:
-        m = margins.get(node.fact, 0.0)
-        if node.op in (">", ">="):
-            rhs = rhs - m
-        elif node.op in ("<", "<="):
-            rhs = rhs + m
+    rhs = _towards_safety(node.fact, node.op, rhs, margins)
     try:
         return OPS[node.op](float(value), rhs)
     except (TypeError, ValueError):
         return False
+
+
+def _towards_safety(fact: str, op: str, rhs, margins: dict | None):
+    """The threshold moved by the fact's hysteresis margin towards safety (a disarmed rule re-arms past it)."""
+    m = margins.get(fact, 0.0) if margins else 0.0
+    if not m:
+        return rhs
+    if op in (">", ">="):
+        return rhs - m
+    if op in ("<", "<="):
+        return rhs + m
+    return rhs
 
 
 def _slow(value, op, rhs) -> bool:
@@ -89,13 +96,7 @@ def _leaf(cond: Condition, thresholds: dict, margins: dict | None):
         return None  # text facts: rare, judged by the interpreter
     if isinstance(rhs, bool) or not isinstance(rhs, (int, float)):
         return None
-    if margins:
-        m = margins.get(cond.fact, 0.0)
-        if cond.op in (">", ">="):
-            rhs = rhs - m
-        elif cond.op in ("<", "<="):
-            rhs = rhs + m
-    return cond.fact, op, rhs
+    return cond.fact, op, _towards_safety(cond.fact, cond.op, rhs, margins)
 
 
 def _compile(node, thresholds: dict, margins: dict | None) -> Check:
