@@ -23,7 +23,6 @@ from pathlib import Path
 
 import orjson
 import pytest
-import yaml
 
 from riskstream.core.names import COMMANDS, CONTROL, DECISIONS, MARKET
 from riskstream.ops import control
@@ -33,18 +32,12 @@ from riskstream.ops.simulator import SimConfig, Simulator
 from riskstream.stream.produce import produce
 from riskstream.stream.security import KafkaSecurity
 from tests.conftest import isolated_topology
-from tests.support import metric, wait_for
+from tests.support import close_everyone_policy, metric, wait_for
 
 pytestmark = [pytest.mark.slow, pytest.mark.kafka]
 
 EVENTS, ACCOUNTS = 3000, 100
-CLOSE_ALL = yaml.safe_dump({
-    "name": "e2e-close-all", "version": 1, "mode": "live",
-    "segments": {"credit_line": {"thresholds": {"warn_pd": 0.1, "limit_pd": 0.2, "close_pd": 0.4}}},
-    "actions": {"CLOSE": {"cooldown": "0s", "hysteresis": False, "grace": "72h"}},
-    "rules": [{"id": "close-everyone", "product": "credit_line", "when": [{"fact": "pd", "op": ">=", "value": 0}],
-               "action": "CLOSE", "immediate": True, "reason": "every decision a command (end-to-end test)"}]},
-    sort_keys=False)
+CLOSE_ALL = close_everyone_policy("e2e-close-all", 1, "every decision a command (end-to-end test)")
 
 
 def free_port() -> int:
