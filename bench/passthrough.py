@@ -10,24 +10,22 @@ it is decoded; ``last``: after the N-th is decoded), each mark with the wall clo
 from /proc/self/stat, so ``bench.live`` can compute ev/s and CPU per event over exactly "first to last event
 consumed". It runs until it is terminated.
 
-Like riskstream (its ``stream/rewind.py``), partitions of a fresh group are sent back to their beginning after a
-rebalance, so no record fetched before the group settled is skipped; the code is repeated here (a few lines)
-rather than imported, so this agent does not depend on riskstream's internals.
+The app comes from riskstream's own ``make_app`` (the same settings, and the same ``rewind``/``resume`` fixes), so
+the only difference from the worker is the work done per event.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
-import socket
 import tempfile
 import time
 
 import faust
 import orjson
 
-BATCH_MAX = 500          # riskstream.stream.app.BATCH_MAX
-BATCH_WITHIN_S = 0.05    # riskstream.stream.app.BATCH_WITHIN_S
+from riskstream.stream.app import BATCH_MAX, BATCH_WITHIN_S, StreamSettings, make_app
+
 _TICK = os.sysconf("SC_CLK_TCK")
 
 
@@ -38,49 +36,10 @@ def proc_cpu_s(pid: int | str = "self") -> float:
     return (int(fields[11]) + int(fields[12])) / _TICK  # fields 14 and 15 of stat(5), after "pid (comm)"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _install_rewind() -> None:
-    from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
-
-    async def seek(consumer):
-        committed = await consumer.seek_to_committed()
-        fresh = [tp for tp, off in committed.items() if not (off and off > 0)]
-        if fresh:
-            await consumer.seek_to_beginning(*fresh)
-        return committed
-
-    async def seek_to_committed(self):
-        return await self.call_thread(seek, self._ensure_consumer())
-
-    AIOKafkaConsumerThread.seek_to_committed = seek_to_committed
-
-
 def build(bootstrap: str, topics: list[str], warmup: int, expect: int, out: str, app_id: str) -> faust.App:
-    _install_rewind()
-    app = faust.App(
-        app_id,
-        broker=f"kafka://{bootstrap}",
-        store="memory://",
-        processing_guarantee="at_least_once",
-        broker_session_timeout=6,
-        broker_heartbeat_interval=1,
-        broker_rebalance_timeout=10,
-        broker_commit_interval=1.0,
-        consumer_auto_offset_reset="earliest",
-        topic_allow_declare=False,
-        topic_disable_leader=True,
-        web_enabled=True,
-        web_port=_free_port(),
-        web_bind="127.0.0.1",
-        web_host="127.0.0.1",
-        datadir=tempfile.mkdtemp(prefix="bench-passthrough-"),
-        stream_wait_empty=False,
-    )
+    # The worker's own Faust settings and recovery fixes, so the two differ only in what the agent does per event.
+    app = make_app(app_id, StreamSettings(bootstrap=bootstrap,
+                                          data_dir=tempfile.mkdtemp(prefix="bench-passthrough-")))
     source = app.topic(*topics, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw")
     state: dict = {"n": 0, "warm": None if warmup > 0 else {"wall": time.time(), "cpu_s": proc_cpu_s()},
                    "first": None}

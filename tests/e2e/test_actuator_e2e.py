@@ -20,6 +20,7 @@ import sys
 import threading
 import time
 import uuid
+from pathlib import Path
 
 import orjson
 import pytest
@@ -223,8 +224,8 @@ def downstream_of():
         d.close()
 
 
-def committed_to_end(bootstrap: str, group: str, topic: str) -> bool:
-    """True when `group` has committed the end offset of every partition of `topic`."""
+def committed_offsets(bootstrap: str, group: str, topic: str) -> dict[int, tuple[int | None, int]]:
+    """partition -> (committed offset of `group` or None, end offset) for every partition of `topic`."""
     from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 
     admin = KafkaAdminClient(bootstrap_servers=bootstrap)
@@ -233,35 +234,45 @@ def committed_to_end(bootstrap: str, group: str, topic: str) -> bool:
         tps = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
         end = consumer.end_offsets(tps)
         committed = admin.list_group_offsets({group: None}).get(group, {})
-        return all(committed.get(tp) is not None and committed[tp].offset >= end[tp] for tp in tps)
+        return {tp.partition: (committed[tp].offset if tp in committed else None, end[tp]) for tp in tps}
     finally:
         consumer.close()
         admin.close()
 
 
-# -- B1: redelivery and restart ------------------------------------------------------------------------------------
-@pytest.mark.kafka
-def test_redelivery_and_actuator_restart_send_no_duplicate(kafka_pipeline, downstream_of, tmp_path):
-    from pathlib import Path
+def committed_to_end(bootstrap: str, group: str, topic: str) -> bool:
+    """True when `group` has committed the end offset of every partition of `topic`."""
+    return all(c is not None and c >= end for c, end in committed_offsets(bootstrap, group, topic).values())
 
+
+def two_waves(policy: Path, first: str, second: str, rounds1: int, rounds2: int):
+    """Wave 1 (40 accounts), then wave 2 (20 more, and more drawdowns of all): one REVIEW command per event.
+
+    Returns (wave1, wave2, expected command ids, expected ids of wave 1), the ids from an offline replay of the
+    same records through the same pure pipeline and policy.
+    """
     from riskstream.core.steps import PipelineConfig
     from riskstream.offline.replay import replay
 
+    acc, more = Accounts(40, first), Accounts(20, second)
+    wave1 = acc.opened() + acc.events("drawdown", rounds=rounds1)
+    more.step = acc.step
+    wave2 = more.opened() + acc.events("drawdown", rounds=rounds2) + more.events("drawdown", rounds=rounds2)
+    ref = replay(wave1 + wave2, now_ms=int(time.time() * 1000), config=PipelineConfig(policy_path=Path(policy)))
+    expected = {orjson.loads(c.value)["command_id"] for c in ref.commands}
+    expected1 = {orjson.loads(c.value)["command_id"] for c in ref.commands[:len(wave1)]}
+    assert len(expected) == len(wave1) + len(wave2) and len(expected1) == len(wave1)
+    return wave1, wave2, expected, expected1
+
+
+# -- B1: redelivery and restart ------------------------------------------------------------------------------------
+@pytest.mark.kafka
+def test_redelivery_and_actuator_restart_send_no_duplicate(kafka_pipeline, downstream_of, tmp_path):
     pipeline = kafka_pipeline
     policy = tmp_path / "review.yaml"
     policy.write_text(REVIEW_POLICY)
     audit = tmp_path / "actuator-audit.jsonl"
-    acc = Accounts(40, "RDL")
-    more = Accounts(20, "RDM")
-    wave1 = acc.opened() + acc.events("drawdown", rounds=4)
-    more.step = acc.step
-    wave2 = more.opened() + acc.events("drawdown", rounds=20) + more.events("drawdown", rounds=20)
-    # The reference: an offline replay of the same records through the same pure pipeline and policy.
-    ref = replay(wave1 + wave2, now_ms=int(time.time() * 1000), config=PipelineConfig(policy_path=Path(policy)))
-    expected = {orjson.loads(c.value)["command_id"] for c in ref.commands}
-    n1 = len(wave1)
-    expected1 = {orjson.loads(c.value)["command_id"] for c in ref.commands[:n1]}
-    assert len(expected) == len(wave1) + len(wave2) and len(expected1) == n1
+    wave1, wave2, expected, expected1 = two_waves(policy, "RDL", "RDM", rounds1=4, rounds2=20)
 
     worker = pipeline.start("worker", "--policy", str(policy), "--audit-log", str(tmp_path / "worker-audit.jsonl"))
     a1 = pipeline.start("actuator", "--audit-log", str(audit), name="actuator-1")

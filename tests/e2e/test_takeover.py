@@ -14,35 +14,17 @@ topic, `accounts` table) and actuator (decisions topic, `lines` table).
 from __future__ import annotations
 
 import os
-import time
 from pathlib import Path
 
-import orjson
 import pytest
 
-from tests.e2e.test_actuator_e2e import Accounts, downstream_of, publish  # noqa: F401 (fixture)
+from tests.e2e.test_actuator_e2e import committed_offsets, downstream_of, publish, two_waves  # noqa: F401 (fixture)
 from tests.support import REVIEW_POLICY, wait_for
 
 pytestmark = pytest.mark.slow
 
 SLOW_SEEK_DIR = Path(__file__).resolve().parent / "slowseek"
 SLOW_SEEK_S = 2.0
-
-
-def committed_offsets(bootstrap: str, group: str, topic: str) -> dict[int, tuple[int | None, int]]:
-    """{partition: (committed offset or None, end offset)} of `group` on `topic`."""
-    from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
-
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap)
-    try:
-        tps = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
-        end = consumer.end_offsets(tps)
-        committed = admin.list_group_offsets({group: None}).get(group, {})
-        return {tp.partition: (committed[tp].offset if tp in committed else None, end[tp]) for tp in tps}
-    finally:
-        consumer.close()
-        admin.close()
 
 
 def all_committed(bootstrap: str, reads: list[tuple[str, str]]) -> bool:
@@ -56,22 +38,11 @@ def all_committed(bootstrap: str, reads: list[tuple[str, str]]) -> bool:
 
 @pytest.mark.kafka
 def test_restarted_pipeline_skips_no_record_when_its_seek_is_slow(kafka_pipeline, downstream_of, tmp_path):
-    from riskstream.core.steps import PipelineConfig
-    from riskstream.offline.replay import replay
-
     pipeline = kafka_pipeline
     topo = pipeline.topology
     policy = tmp_path / "review.yaml"
     policy.write_text(REVIEW_POLICY)
-    acc = Accounts(40, "TKA")
-    more = Accounts(20, "TKB")
-    wave1 = acc.opened() + acc.events("drawdown", rounds=2)
-    more.step = acc.step
-    wave2 = more.opened() + acc.events("drawdown", rounds=10) + more.events("drawdown", rounds=10)
-    ref = replay(wave1 + wave2, now_ms=int(time.time() * 1000), config=PipelineConfig(policy_path=Path(policy)))
-    expected = {orjson.loads(c.value)["command_id"] for c in ref.commands}
-    expected1 = {orjson.loads(c.value)["command_id"] for c in ref.commands[:len(wave1)]}
-    assert len(expected) == len(wave1) + len(wave2)
+    wave1, wave2, expected, expected1 = two_waves(policy, "TKA", "TKB", rounds1=2, rounds2=10)
 
     worker_group = topo.topic_prefix + topo.agents["score"].group
     actuator_group = topo.topic_prefix + topo.agents["actuator"].group

@@ -29,11 +29,14 @@ from riskstream.core.account.codec import decode_state, encode_state
 from riskstream.core.account.state import apply_event
 from riskstream.core.contracts import Rejected
 from riskstream.core.names import DECISIONS, LABELS, VALID, VERSIONS
+from riskstream.core.steps.align import WATERMARK_KEY, align_key, decode_align, encode_align, new_align, \
+    pending_key, source_of, take, take_marks
 from riskstream.core.steps.context import Context, PipelineConfig
 from riskstream.core.steps.ingest import dead
 from riskstream.core.steps.records import Out
 
 RESTRICTIVE = ("WARN", "REDUCE_LIMIT", "FREEZE", "CLOSE")  # a cure is only news to a line that had one of these
+_RESTRICTIVE = frozenset(RESTRICTIVE)
 # Outcomes of the state step that become dead letters (reason codes from riskstream.core.contracts.REASONS).
 STATE_REJECTIONS = {
     "late": "event time is older than the account's watermark minus the allowed lateness",
@@ -62,6 +65,10 @@ class Valid(NamedTuple):
 class StepResult(NamedTuple):
     dirty: dict    # table key -> new value, to write once per batch after `outs` are acknowledged
     outs: list     # records to publish
+    # Keys of `dirty` to make durable *before* `outs` are published: the versions record of each partition (which
+    # valid offsets were decided with which model and policy). A worker that crashes after publishing a decision
+    # then re-decides the record with the versions it used the first time, whatever it has loaded since.
+    ahead: tuple = ()
 
 
 def account_batch(ctx: Context, get: Callable[[bytes], bytes | None], batch, *, topic: str = VALID) -> StepResult:
@@ -75,12 +82,17 @@ def account_batch(ctx: Context, get: Callable[[bytes], bytes | None], batch, *, 
     def read(key: bytes):
         return dirty[key] if key in dirty else get(key)
 
+    aligns: dict[int, dict | None] = {}  # partition -> its alignment record (None: not aligned yet, see steps.align)
+    gone: list[bytes] = []               # pending events released: deleted after the alignment record is written
+    sources, max_pending = ctx.config.sources, ctx.config.align_max_pending
+
     for rec in batch:
         p = rec.partition
         if p not in seen:
             seen[p] = orjson.loads(read(versions_key(p)) or b'{"upto": -1, "history": []}')
             # First in the batch's writes: a crash that keeps an account's record keeps the versions behind it.
             dirty[versions_key(p)] = b""
+            aligns[p] = decode_align(read(align_key(p)))
         vrec = seen[p]
         if rec.offset <= vrec["upto"]:
             use = ctx.at_versions(_versions_at(vrec["history"], rec.offset) or versions)  # re-read after a crash
@@ -91,19 +103,68 @@ def account_batch(ctx: Context, get: Callable[[bytes], bytes | None], batch, *, 
                 outs.append(Out(VERSIONS, b"%d" % p, orjson.dumps({"partition": p, "offset": rec.offset,
                                                                     **versions}), "versions", partition=p))
             vrec["upto"] = rec.offset
+        released = _align(aligns, p, rec, sources, max_pending, dirty, read, gone)
         pkey = portfolio_key(p)
-        held = int(read(pkey) or 0)
-        current = read(rec.key)
-        record, o = account_one(use, current, rec.value, offset=rec.offset, topic=topic, partition=p,
-                                active_accounts=max(1, held * n))
-        if record is not None:
-            if current is None:
-                dirty[pkey] = b"%d" % (held + 1)
-            dirty[rec.key] = record
-        outs.extend(o)
+        for i, (voff, key, value) in enumerate(released):
+            # Apply position: the valid offset until the partition is aligned, then (triggering offset, index).
+            position = voff if aligns[p] is None else rec.offset * POSITIONS + i
+            held = int(read(pkey) or 0)
+            current = read(key)
+            record, o = account_one(use, current, value, offset=voff, topic=topic, partition=p,
+                                    active_accounts=max(1, held * n), position=position)
+            if record is not None:
+                if current is None:
+                    dirty[pkey] = b"%d" % (held + 1)
+                dirty[key] = record
+            outs.extend(o)
     for p, vrec in seen.items():
         dirty[versions_key(p)] = orjson.dumps(vrec)
-    return StepResult(dirty, outs)
+    # Then the deletes of released pending events, then the alignment record. A crash that keeps a delete but loses
+    # the alignment record re-releases the event from the old record, finds no body and skips it (it was applied:
+    # the accounts come before the deletes). The other order would orphan the pending record for good.
+    for k in gone:
+        dirty.pop(k, None)
+        dirty[k] = None
+    for p, st in aligns.items():
+        if st is not None:
+            dirty.pop(align_key(p), None)
+            dirty[align_key(p)] = encode_align(st)
+    return StepResult(dirty, outs, tuple(versions_key(p) for p in seen))
+
+
+POSITIONS = 1 << 20  # apply positions per triggering valid offset (more than align_max_pending + 1)
+
+
+def _align(aligns: dict, p: int, rec, sources, max_pending: int, dirty: dict, read, gone: list) -> list:
+    """The events `rec` releases, as (valid offset, key, value), in publication order."""
+    st = aligns[p]
+    if rec.key == WATERMARK_KEY:
+        if st is None:
+            st = aligns[p] = new_align()  # the first watermark turns alignment on for the partition
+        if rec.offset <= st["upto"]:
+            return []                     # re-read after a crash: already taken
+        st["upto"] = rec.offset
+        st, rel = take_marks(st, sources, orjson.loads(rec.value).get("marks") or {}, max_pending=max_pending)
+    elif st is None:
+        return [(rec.offset, rec.key, rec.value)]
+    else:
+        if rec.offset <= st["upto"]:
+            return []
+        st["upto"] = rec.offset
+        src = source_of(orjson.loads(rec.value))
+        if src is None:                   # not stamped by ingest: nothing to align it with
+            return [(rec.offset, rec.key, rec.value)]
+        dirty[pending_key(p, rec.offset)] = b"%d\n" % len(rec.key) + rec.key + rec.value
+        st, rel = take(st, sources, (src[0], src[1], src[2], rec.offset), max_pending=max_pending)
+    out = []
+    for _, _, _, voff in rel:
+        pk = pending_key(p, voff)
+        body = read(pk)
+        if body:  # None: released and deleted before a crash lost this alignment record
+            n_, rest = body.split(b"\n", 1)
+            out.append((voff, rest[:int(n_)], rest[int(n_):]))
+        gone.append(pk)
+    return out
 
 
 def _versions_at(history: list, offset: int) -> dict | None:
@@ -116,8 +177,12 @@ def _versions_at(history: list, offset: int) -> dict | None:
 
 
 def account_one(ctx: Context, record: bytes | None, value: bytes, *, offset: int, topic: str = VALID,
-                partition: int = 0, active_accounts: int = 1) -> tuple[bytes | None, list[Out]]:
+                partition: int = 0, active_accounts: int = 1,
+                position: int | None = None) -> tuple[bytes | None, list[Out]]:
     """Apply one valid event to its account; returns the new record (None = unchanged) and the outputs.
+
+    `offset` is the event's valid offset (named in dead letters), `position` its apply position in the partition
+    (default: the offset), which the account remembers so a re-application after a crash is skipped.
 
     Time is the event's time throughout (never the wall clock), so a replay makes the same decisions.
     """
@@ -125,16 +190,27 @@ def account_one(ctx: Context, record: bytes | None, value: bytes, *, offset: int
     event = orjson.loads(value)
     entity = event["entity"]
     rec = AccountRecord.decode(record)
-    state = decode_state(rec.state, config=cfg.features) if record else None
-    state, outcome = apply_event(state, event, offset=offset, config=cfg.features)
+    memo = getattr(ctx, "decoded", None)
+    parts = memo.take(entity, record) if memo is not None and record else None
+    if parts is not None:
+        state, tracker = parts  # the objects `record` was encoded from: decoding would give the same
+    else:
+        state = decode_state(rec.state, config=cfg.features) if record else None
+        tracker = None
+    state, outcome = apply_event(state, event, offset=offset if position is None else position, config=cfg.features)
     if outcome == "already_applied":
+        if parts is not None:
+            memo.put(entity, record, parts)  # unchanged
         return None, []
     if outcome in STATE_REJECTIONS:
         letter = dead(value, topic, partition, offset, Rejected(outcome, STATE_REJECTIONS[outcome]),
                       event["event_time"])
         if state is None:
             return None, [letter]
-        return rec._replace(state=encode_state(state, config=cfg.features)).encode(), [letter]
+        new = rec._replace(state=encode_state(state, config=cfg.features)).encode()
+        if memo is not None:
+            memo.put(entity, new, (state, tracker))
+        return new, [letter]
     if outcome != "applied":
         return None, []
 
@@ -145,7 +221,12 @@ def account_one(ctx: Context, record: bytes | None, value: bytes, *, offset: int
     facts["product"], facts["segment"] = state.product, state.segment
     cf_bytes = _facility_facts(ctx, state, event, rec.cashflow, features, facts)
 
-    score = ctx.model.predict_one(features)
+    model = ctx.model
+    if hasattr(model, "predict_lazy"):
+        score, explain = model.predict_lazy(features)  # reasons only for a decision that is made
+    else:
+        score = model.predict_one(features)
+        explain = lambda: score.reasons  # noqa: E731
     facts["pd"], facts["score"] = score.pd, float(score.score)
     anomaly = getattr(ctx.model, "anomaly", None)
     facts["anomaly"] = anomaly.score_one(features) if anomaly is not None and state.product == "credit_line" else 0.0
@@ -153,16 +234,18 @@ def account_one(ctx: Context, record: bytes | None, value: bytes, *, offset: int
     facts["fraud_confirmed"] = 0.0
     facts["cured"] = 1.0 if event["type"] == "payment_received" and features.get("days_past_due", 0.0) == 0 else 0.0
 
-    lab_bytes = _labels(ctx, rec.labels, event, features, outs)
-    decisions, memories = _decide(ctx, event, features, facts, score, rec.memory, active_accounts)
+    tracker, lab_bytes, labels_changed = _labels(ctx, tracker, rec.labels, event, features, outs)
+    decisions, memories = _decide(ctx, event, features, facts, score, explain, rec.memory, active_accounts)
     outs.extend(decisions)
-    restricted = any(a in (memories.get("champion") or {}).get("last", {}) for a in RESTRICTIVE)
+    restricted = not _RESTRICTIVE.isdisjoint((memories.get("champion") or {}).get("last", {}))
     if facts["cured"] and restricted:
         outs.append(Out(DECISIONS, entity.encode(), orjson.dumps(
             {"kind": "cure", "account_id": entity, "event_id": event["event_id"], "event_time": t}), "cure/CURE"))
     new = AccountRecord(encode_state(state, config=cfg.features), orjson.dumps(memories, option=orjson.OPT_SORT_KEYS),
-                        lab_bytes, cf_bytes)
-    return new.encode(), outs
+                        lab_bytes, cf_bytes).encode()
+    if memo is not None:
+        memo.put(entity, new, (state, tracker.as_reloaded() if labels_changed else tracker))
+    return new, outs
 
 
 def _facility_facts(ctx: Context, state, event: dict, cf_bytes: bytes, features: dict, facts: dict) -> bytes:
@@ -184,14 +267,20 @@ def _facility_facts(ctx: Context, state, event: dict, cf_bytes: bytes, features:
     return cf_bytes
 
 
-def _labels(ctx: Context, lab_bytes: bytes, event: dict, features: dict, outs: list) -> bytes:
-    """Delayed labels: snapshot the features as of now, resolve older snapshots with this repayment event."""
+def _labels(ctx: Context, tracker, lab_bytes: bytes, event: dict, features: dict, outs: list):
+    """Delayed labels: snapshot the features as of now, resolve older snapshots with this repayment event.
+
+    `tracker` is the decoded `lab_bytes` if the caller has it already (else None). Returns it, its bytes and
+    whether it changed: a behaviour event inside the snapshot gap changes nothing, so nothing is re-encoded.
+    """
     from riskstream.core.models.labels import LabelTracker
 
     cfg = ctx.config
     t = event["event_time"]
-    tracker = LabelTracker.decode(lab_bytes, ctx.model_config) if lab_bytes else LabelTracker(ctx.model_config)
-    if event["family"] == "repayment":
+    if tracker is None:
+        tracker = LabelTracker.decode(lab_bytes, ctx.model_config) if lab_bytes else LabelTracker(ctx.model_config)
+    changed = event["family"] == "repayment"
+    if changed:
         for ex in tracker.on_repayment(event):
             outs.append(Out(LABELS, b"label", orjson.dumps({
                 "kind": "label", "entity": cfg.pseudonymizer.pseudonym(ex.entity),
@@ -199,26 +288,31 @@ def _labels(ctx: Context, lab_bytes: bytes, event: dict, features: dict, outs: l
                 "label": bool(ex.label)}), "label"))
     # Zeros are left out (the scorer reads a missing feature as 0): most features are 0 for most accounts,
     # and the snapshots are most of the account record.
-    tracker.snapshot(event["entity"], t, {k: v for k, v in features.items() if v})
+    if tracker.due(event["entity"], t):
+        tracker.snapshot(event["entity"], t, {k: v for k, v in features.items() if v})
+        changed = True
     if event["family"] == "behaviour" and zlib.crc32(event["event_id"].encode()) % cfg.behaviour_sample == 0:
         outs.append(Out(LABELS, b"behaviour", orjson.dumps({
             "kind": "behaviour", "features": {k: features.get(k, 0.0) for k in BEHAVIOUR_FEATURES}}), "behaviour"))
-    return tracker.encode()
+    return tracker, (tracker.encode() if changed else lab_bytes), changed
 
 
-def _decide(ctx: Context, event: dict, features: dict, facts: dict, score, mem_bytes: bytes, active_accounts: int):
+def _decide(ctx: Context, event: dict, features: dict, facts: dict, score, explain, mem_bytes: bytes,
+            active_accounts: int):
     from riskstream.core.policy import decide_all
 
     entity, t = event["entity"], event["event_time"]
     ctx_ = {"account_id": entity, "event_id": event["event_id"], "event_time": t,
-            "model_version": ctx.model_version, "feature_hash": feature_hash(features)}
+            "model_version": ctx.model_version, "feature_hash": None}  # hashed below, only for a decision
     memories = orjson.loads(mem_bytes) if mem_bytes else {}
-    decisions, memories = decide_all(ctx.policies.policy, ctx.challengers, facts, [r.text for r in score.reasons],
-                                     ctx_, memories)
+    decisions, memories = decide_all(ctx.policies.policy, ctx.challengers, facts,
+                                     lambda: [r.text for r in explain()], ctx_, memories)
     producer_time = event.get("producer_time", t)
     outs = []
+    fhash = feature_hash(features) if decisions else None
     for d in decisions:
         body = d.to_dict()
+        body["feature_hash"] = fhash
         body["pd"], body["score"] = round(score.pd, 6), score.score
         body["producer_time"] = producer_time
         body["active_accounts"] = active_accounts
