@@ -147,11 +147,14 @@ def collect_summary(bootstrap: str) -> dict:
     }
 
 
-def topic_size(bootstrap: str, topic: str) -> int:
+def topic_size(bootstrap: str, topic: str, *, security=None) -> int:
     """Records in `topic` (end minus beginning offsets), without reading them."""
     from kafka import KafkaConsumer, TopicPartition
 
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None)
+    from riskstream.stream.security import KafkaSecurity
+
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None,
+                             **(security or KafkaSecurity.from_env()).kafka_python())
     try:
         tps = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
         if not tps:
