@@ -223,7 +223,7 @@ def test_parity_with_a_plain_replay(tmp_path):
     shadow.write_text(scaled_policy_text(load_policy(DEFAULT_POLICY).text, 0.5, "retail-champion x0.5"))
     run = _run_policy(ev, DEFAULT_POLICY, now_ms=scan.now_ms, shadow_paths=(shadow,))
     records = [(topic, entity_key(e).encode(), raw) for topic, e, raw in stream_events(ev)]
-    ref = replay(records, now_ms=scan.now_ms, config=PipelineConfig(), learn=True)  # as `riskstream replay`
+    ref = replay(records, now_ms=scan.now_ms, config=PipelineConfig(), learn=True, flush=True)  # as the CLI
     ref_dec = [orjson.loads(o.value) for o in ref.decisions]
     ids = [d["decision_id"] for d in ref_dec if d.get("role") == "champion"]
     assert run.decision_ids == ids and ids

@@ -52,7 +52,7 @@ class ActuateResult(NamedTuple):
     audit: list          # audit records, appended before the commands leave
     sent_ids: list       # command ids this batch sends
     counts: Counter      # bounded event counts for metrics: breaker_trips, commands_held, duplicates_suppressed
-    breakers: dict       # partition -> (open 0/1, commands held), for gauges
+    breakers: dict       # partition -> (open 0/1, commands held, commands waiting), for gauges
 
 
 #: Inputs stamped with an event time (they move the breaker's clock); the other inputs come from the control topic.
@@ -154,5 +154,5 @@ def actuate_batch(config: PipelineConfig, get: Callable[[bytes], bytes | None], 
             send(passed)
             dirty[rec.key] = encode_line(new)
         dirty[breaker_key(rec.partition)] = orjson.dumps(breaker.encode())
-    gauges = {p: (int(b.tripped), len(b.held)) for p, b in breakers.items()}
+    gauges = {p: (int(b.tripped), len(b.held), len(b.waiting)) for p, b in breakers.items()}
     return ActuateResult(dirty, outs, audit, sent_ids, counts, gauges)

@@ -155,19 +155,19 @@ def test_breaker_is_per_partition_and_its_state_is_in_the_table():
     table.update(r1.dirty)
     sent.update(r1.sent_ids)
     # the third CLOSE in the minute trips it: the two waiting are held with it, none has left
-    assert [o.label for o in r1.outs] == ["breaker_trip"] and r1.breakers == {1: (1, 3)}
+    assert [o.label for o in r1.outs] == ["breaker_trip"] and r1.breakers == {1: (1, 3, 0)}
     assert r1.counts["breaker_tripped"] == 1 and r1.counts["breaker_held"] == 3
     # Another partition has its own breaker: its CLOSE waits a minute of event time, then leaves.
     other = actuate_batch(cfg, table.get, [Decision(b"b1", orjson.dumps(_close(9, 1000, "b1")), 2, 0)], sent)
     table.update(other.dirty)
-    assert other.outs == [] and orjson.loads(table[breaker_key(2)])["waiting"]
+    assert other.outs == [] and other.breakers == {2: (0, 0, 1)}
     later = actuate_batch(cfg, table.get, [tick_record(2, 1000 + cfg.breaker_hold_ms)], sent)
     table.update(later.dirty)
     assert [o.label for o in later.outs] == ["CLOSE"] and not orjson.loads(table[breaker_key(2)])["waiting"]
     # "Restart": a fresh call with only the table: still tripped, more held.
     r2 = actuate_batch(cfg, table.get, closes[3:], sent)
     table.update(r2.dirty)
-    assert r2.outs == [] and orjson.loads(table[breaker_key(1)])["tripped"] and r2.breakers == {1: (1, 5)}
+    assert r2.outs == [] and orjson.loads(table[breaker_key(1)])["tripped"] and r2.breakers == {1: (1, 5, 0)}
     reset = {"kind": "breaker_reset", "how": "drop", "control_id": "r1", "time": 2000, "by": "ops"}
     r3 = actuate_batch(cfg, table.get, [Decision(b"__breaker__", orjson.dumps(reset), 1, 5)], sent)
     table.update(r3.dirty)
@@ -208,9 +208,9 @@ def test_a_trip_in_one_partition_holds_closes_in_every_partition():
     assert routed.refused is None, "the actuator signs the trips it announces"
     r2 = actuate_batch(cfg, table.get, [Decision(o.key, o.value, o.partition, 10) for o in routed.outs], sent)
     table.update(r2.dirty)
-    assert {p for p, (open_, _) in r2.breakers.items() if open_} == {0, 1, 2, 3}
+    assert {p for p, (open_, _, _) in r2.breakers.items() if open_} == {0, 1, 2, 3}
     r3 = actuate_batch(cfg, table.get, [Decision(b"b1", orjson.dumps(_close(9, 1100, "b1")), 2, 11)], sent)
-    assert [o.label for o in r3.outs] == [] and r3.breakers[2] == (1, 1)
+    assert [o.label for o in r3.outs] == [] and r3.breakers[2] == (1, 1, 0)
 
 
 def test_a_batch_re_run_after_a_crash_decides_with_the_versions_written_ahead(records):
