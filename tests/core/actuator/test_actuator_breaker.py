@@ -71,7 +71,8 @@ def test_breaker_state_machine(seq, max_count, max_share, hold):
                 # table recorded it; once it did, the line's handled ids stop a redelivery before the breaker)
                 inside = set(ids(b.held)) | {c["command_id"] for _, c in b.waiting}
                 batch = [c for c in last if c["command_id"] in inside]
-            out, audit = b.offer(batch, t, active, wait=wait)
+            # a person's command (wait=False) comes from the control topic: no event time, the clock stays
+            out, audit = b.offer(batch, t if wait else None, active, wait=wait)
             if op == "offer":
                 new = [c for c in batch if c["action"] in HOLDING]
                 offered += new
@@ -98,6 +99,8 @@ def test_breaker_state_machine(seq, max_count, max_share, hold):
             b = MassCloseBreaker.decode(orjson.loads(orjson.dumps(b.encode())))
             passed, audit = [], []
         assert clock_before is None or b.clock >= clock_before, "the clock never goes back"
+        if op in ("offer", "redeliver") and not wait:
+            assert b.clock == clock_before, "an input without an event time moved the clock"
         if was_tripped:
             assert passed == [], "CLOSE/FREEZE let through while tripped"
         for c in passed:
@@ -108,7 +111,7 @@ def test_breaker_state_machine(seq, max_count, max_share, hold):
             sent.append(c)
         if b.tripped and not was_tripped and op != "trip":
             trip = next(r for r in audit if r["payload"]["event"] == "tripped")
-            in_window = {cid for cid, at in counted_at.items() if at > b.clock - WINDOW and waits[cid]}
+            in_window = {cid for cid, at in counted_at.items() if waits[cid] and at > b.clock - WINDOW}
             assert not (in_window & set(sent_at)), "a command of the tripping window had left"
             assert trip["payload"]["count_in_window"] > 0
     # nothing lost, nothing duplicated
