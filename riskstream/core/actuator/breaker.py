@@ -1,15 +1,16 @@
-"""Mass-close circuit breaker: no CLOSE/FREEZE leaves until one window has shown it is not part of a flood.
+"""Mass-close circuit breaker: no CLOSE leaves until one window has shown it is not part of a flood.
 
 It counts the CLOSE and FREEZE commands the line state machine makes (intents, not sends) in a sliding window of
-event time (one minute by default). A policy command waits `hold_ms` (by default one window) before it leaves:
+event time (one minute by default). A policy's CLOSE waits `hold_ms` (by default one window) before it leaves:
 it is released once the breaker's clock (the latest event time it has seen: decisions and ticks, never a wall
 clock or a batch boundary) reaches its count time + `hold_ms`, if the breaker has not tripped by then. When the
 count exceeds `max_count`, or the share of active accounts exceeds `max_share` (once at least
 `min_count_for_share` commands are in the window, so one close among three accounts does not trip it), the
 breaker trips: every command still waiting, that one and every later CLOSE/FREEZE are held, not sent. With
 `hold_ms >= window_ms` every command counted in the tripping window is still waiting, so none of a flood that
-trips the breaker has left: a poison policy (or model) that would close everyone sends 0 CLOSE. Other commands
-pass at once; a person's command (`wait=False`) is counted and leaves at once while within the limits. Only an
+trips the breaker has left: a poison policy (or model) that would close everyone sends 0 CLOSE. A FREEZE (the
+answer to a takeover, and reversible) is counted and held on a trip but does not wait, so up to `max_count` of a
+freeze flood leave before the trip. Other commands pass at once; a person's command (`wait=False`) is counted and leaves at once while within the limits. Only an
 explicit `reset("release")` sends the held commands, or `reset("drop")` discards them (the stream layer then
 feeds each dropped command back to its line as `{"kind": "dropped", "command": ...}` to undo its effect).
 `hold_ms=0` is the old pass-through: up to `max_count` leave before it trips.
@@ -32,7 +33,7 @@ from __future__ import annotations
 
 import bisect
 
-from riskstream.core.actuator.commands import BREAKER_ACTIONS
+from riskstream.core.actuator.commands import BREAKER_ACTIONS, WAITING_ACTIONS
 
 
 class MassCloseBreaker:
@@ -95,7 +96,7 @@ class MassCloseBreaker:
     def offer(self, commands, now_ms: int | None, active_accounts: int, *, wait: bool = True):
         """Return `(commands_to_send, audit_records)`: the waiting commands now due, then the other commands.
 
-        CLOSE/FREEZE wait `hold_ms` (or leave at once with `wait=False`, a person's command) and are held once the
+        CLOSE waits `hold_ms` (or leaves at once with `wait=False`, a person's command) and are held once the
         limits are exceeded. `now_ms` is an event time; `None` (an input stamped by a wall clock, such as a control
         message) leaves the clock where it is."""
         now = self._tick(now_ms)
@@ -113,7 +114,7 @@ class MassCloseBreaker:
                 over_share = n >= self.min_count_for_share and share > self.max_share
                 if not (over_count or over_share):
                     self.window.append(now)
-                    if wait and self.hold_ms > 0:
+                    if wait and self.hold_ms > 0 and cmd.get("action") in WAITING_ACTIONS:
                         self.waiting.append([now + self.hold_ms, cmd])
                     else:
                         send.append(cmd)
