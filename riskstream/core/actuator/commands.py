@@ -15,6 +15,10 @@ import hashlib
 COMMAND_ACTIONS = ("CLOSE", "FREEZE", "REDUCE_LIMIT", "REPAYMENT_PLAN", "REPRICE", "WARN", "REVIEW", "REINSTATE")
 #: Actions the mass-close breaker counts and holds.
 BREAKER_ACTIONS = frozenset({"CLOSE", "FREEZE"})
+#: Of those, the ones that wait one breaker window before they leave. A CLOSE ends the customer's line; a FREEZE is
+#: the answer to an account takeover, must beat the fraudulent drawdown and is undone by a reinstatement, so it is
+#: counted and held on a trip but leaves at once.
+WAITING_ACTIONS = frozenset({"CLOSE"})
 
 
 def command_id(decision_id: str, action: str) -> str:
