@@ -147,10 +147,11 @@ class MassCloseBreaker:
 
     def reset(self, how: str, now_ms: int, by: str | None = None, reason: str | None = None,
               reset_id: str | None = None):
-        """Close the breaker. `how="release"` returns the held commands to send, `"drop"` discards them.
+        """Close the breaker. `how="release"` returns the held commands to send, and the waiting ones too (a person
+        looked; it also frees closes stuck behind a partition clock that ran ahead). `"drop"` discards the held
+        ones; commands still waiting (none after a trip) keep waiting.
 
         Returns `(released, dropped, audit_records)`; a reset whose `reset_id` was applied before does nothing.
-        Commands still waiting (none after a trip) keep waiting.
         """
         if how not in ("release", "drop"):
             raise ValueError(f"unknown reset {how!r}: use 'release' or 'drop'")
@@ -159,6 +160,9 @@ class MassCloseBreaker:
                 return [], [], []
             self.resets = (self.resets + [reset_id])[-32:]
         held, self.held = self.held, []
+        if how == "release":
+            held += [c for _, c in self.waiting]
+            self.waiting = []
         was = self.tripped
         self.tripped, self.tripped_at = False, None
         self.window = [due - self.hold_ms for due, _ in self.waiting]  # the held ones no longer count

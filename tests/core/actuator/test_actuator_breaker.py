@@ -88,10 +88,13 @@ def test_breaker_state_machine(seq, max_count, max_share, hold):
             audit = b.trip(t, cause="partition 9", control_id=f"trip{n}")
             passed = []
         elif op == "reset":
-            held_before = list(b.held)
+            held_before, waiting_before = list(b.held), [c for _, c in b.waiting]
             rel, drp, audit = b.reset(arg, t, by="ops")
             assert not b.tripped and b.held == []
-            assert (rel if arg == "release" else drp) == held_before
+            if arg == "release":   # a person's release sends what is held and what waits
+                assert rel == held_before + waiting_before and b.waiting == []
+            else:
+                assert drp == held_before
             released += rel
             dropped += drp
             passed = []

@@ -242,9 +242,10 @@ def test_a_batch_re_run_after_a_crash_decides_with_the_versions_written_ahead(re
     first = account_batch(ctx, table.get, batch)
     assert decided(first) and set(first.ahead) == {b"\x00versions/%d" % p for p in {r.partition for r in batch}}
     crashed = {**table, **{k: first.dirty[k] for k in first.ahead}}  # only the writes made ahead survived
-    text = DEFAULT_POLICY.read_text().replace("\nversion: 1\n", "\nversion: 2\n")
-    assert ctx.offer_policy(text, "test")[0] and ctx.versions()["policy_version"] == 2
+    old = ctx.versions()["policy_version"]
+    text = DEFAULT_POLICY.read_text().replace(f"\nversion: {old}\n", f"\nversion: {old + 1}\n")
+    assert ctx.offer_policy(text, "test")[0] and ctx.versions()["policy_version"] == old + 1
     assert decided(account_batch(ctx, crashed.get, batch)) == decided(first)
-    without = account_batch(ctx, table.get, batch)  # the race `ahead` closes: the champion's decisions at version 2
+    without = account_batch(ctx, table.get, batch)  # the race `ahead` closes: the new version's decisions
     assert {d["policy_version"] for d in map(orjson.loads, (o.value for o in without.outs if o.topic == T_DECISIONS))
-            if d.get("role") == "champion"} == {2}
+            if d.get("role") == "champion"} == {old + 1}
