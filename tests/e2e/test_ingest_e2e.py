@@ -72,6 +72,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.kafka]
 
 N_TOTAL = 100_000
 N_DUP, N_LATE, N_GHOST, N_EXTRA_PER_KIND, N_HUGE = 600, 600, 300, 40, 3
+N_HOSTILE_VALID = 200   # well-formed but hostile: duplicate keys (the last one counts), amounts of 1e300
 ACCOUNTS, FACILITIES = 10_000, 300
 SETTLE_TIMEOUT = 480
 STEP_MS = 30
@@ -128,6 +129,13 @@ def _extras(now: int, base: dict, rng: random.Random) -> list[tuple[str, str, by
         ("undecodable", B, k, b"[" * 5000 + b"]" * 5000),                       # nesting beyond orjson's limit
         ("undecodable", B, k, clean.replace(b'"source":"', b'"source":"\xc3\x28', 1)),  # bad UTF-8 in a string
         ("undecodable", B, k, b"\xef\xbb\xbf" + clean),                         # UTF-8 BOM
+        ("undecodable", B, k, bytes(rng.randrange(256) for _ in range(rng.randrange(1, 400)))),  # fuzzed bytes
+        ("undecodable", B, k, b'{"a":' * 3000 + b"1" + b"}" * 3000),            # deeply nested objects
+        ("undecodable", B, k, dd({"amount": 1.0, "channel": "app"}).replace(b'"amount":1.0', b'"amount":1e400')),
+        ("invalid_value", B, k, ev(event_id=f"x-{rng.random()}").replace(
+            str(ok["event_time"]).encode(), b"1" + b"0" * 30, 1)),              # an epoch-ms beyond int64
+        ("invalid_value", B, k, dd({"amount": 50.0, "channel": "app"}).replace(
+            b'"amount":50.0', b'"amount":50.0,"amount":-3.0')),                 # duplicate key: the last one counts
         ("not_an_object", B, k, b"null"),
         ("not_an_object", R, k, b"42"),
         ("not_an_object", B, k, b'"an event"'),
@@ -159,14 +167,14 @@ def build_records(now: int) -> tuple[list[Rec], list[Rec]]:
     rng = random.Random(2024)
     n_extra_kinds = len(_extras(now, make_event("login", "ACC000000", {"device_fingerprint": "f", "ip": "i"},
                                                 event_time=now), rng))
-    n_injected = N_DUP + N_LATE + N_GHOST + N_EXTRA_PER_KIND * n_extra_kinds + N_HUGE
+    n_injected = N_DUP + N_LATE + N_GHOST + N_EXTRA_PER_KIND * n_extra_kinds + N_HUGE + N_HOSTILE_VALID
     n_sim = N_TOTAL - n_injected
     # Event time runs 30 ms per record (the whole stream spans ~50 min): see the module docstring for why.
     sim = _Recording(SimConfig(accounts=ACCOUNTS, facilities=FACILITIES, seed=11, malformed_share=0.22,
                                step_ms=STEP_MS, start_ms=now - int(n_sim * STEP_MS * 1.04) - HOUR))
     out: list[Rec] = []
     todo = {"dup": N_DUP, "late": N_LATE, "ghost": N_GHOST, "extra": N_EXTRA_PER_KIND * n_extra_kinds,
-            "huge": N_HUGE}
+            "huge": N_HUGE, "hostile": N_HOSTILE_VALID}
     extra_i = 0
     for i, (topic, key, raw) in enumerate(sim.wire(n_sim)):
         clean_topic, clean = sim.last
@@ -209,6 +217,14 @@ def build_records(now: int) -> tuple[list[Rec], list[Rec]]:
                 gt = "riskstream.events.behaviour"
             out.append(Rec(gt, e.get("account_id", e.get("facility_id")).encode(), orjson.dumps(e), "ghost",
                            event_id=e["event_id"]))
+        elif i % 31 == 4 and todo["hostile"] and topic == "riskstream.events.behaviour" and "account_id" in clean:
+            todo["hostile"] -= 1
+            d = {**clean, "type": "drawdown", "payload": {"amount": 1e300, "channel": "app"}, "event_id": f"hb-{i}"}
+            raw2 = orjson.dumps(d)
+            if todo["hostile"] % 2:   # its id given twice: JSON's last value counts, as in every upstream parser
+                d = {**d, "event_id": f"hd-{i}", "payload": {"amount": 40.0, "channel": "app"}}
+                raw2 = orjson.dumps({**d, "event_id": f"hx-{i}"})[:-1] + b',"event_id":"hd-%d"}' % i
+            out.append(Rec(topic, key, raw2, "hostile", event_id=d["event_id"]))
         elif i % 29 == 3 and topic == "riskstream.events.behaviour" and "account_id" in clean and (
                 todo["extra"] or todo["huge"]):
             if todo["huge"] and i % 3 == 0:
@@ -448,6 +464,13 @@ def test_nothing_lost_nothing_twice(run):
           f"; truncated originals {truncated}")
     assert processed + len(ingest_dead) == N_TOTAL
     assert share >= 0.20
+    # The fault suite's scenario 7 (tests/faults): this run is its 100,000 hostile events.
+    from tests.faults.harness import ROWS, Row
+
+    state_dead = sum(1 for _, _, d in dead if d["source_topic"] not in topic_of)
+    ROWS.append(Row("7 100,000 hostile events", N_TOTAL, processed - state_dead, len(ingest_dead) + state_dead,
+                    None, None, None, N_TOTAL - processed - len(ingest_dead), None, None, None,
+                    f"worker alive: {run['worker'].alive()}, restarts 0"))
     assert len(by_reason) >= 11, by_reason
 
 
