@@ -63,7 +63,7 @@ DRIFT_DETECTORS = ("adwin", "page_hinkley")
 DSCR_HORIZONS = (1, 2, 4)
 POLICY_ROLES = ("champion", "challenger")
 POLICY_RELOAD_RESULTS = ("accepted", "refused")
-SNAPSHOT_RESULTS = ("accepted", "tampered")
+SNAPSHOT_RESULTS = ("accepted", "tampered", "broken")
 #: Where a duplicate was recognised: re-sent input event, or a decision the actuator had already executed.
 DUPLICATE_STAGES = ("ingest", "actuator")
 

@@ -93,12 +93,13 @@ class WorkerContext:
             self.ctx.on_market(orjson.loads(out.value))
 
     def on_model(self, raw: bytes, offset: int) -> None:
-        from riskstream.core.models.snapshot import TamperedSnapshot, load_snapshot, model_key
+        from riskstream.core.models.snapshot import RefusedSnapshot, TamperedSnapshot, load_snapshot, model_key
 
         try:
             _, model = load_snapshot(raw, key=model_key())
-        except TamperedSnapshot as exc:
-            metrics.MODEL_SNAPSHOT_LOADS.labels(result="tampered").inc()
+        except RefusedSnapshot as exc:
+            metrics.MODEL_SNAPSHOT_LOADS.labels(result="tampered" if isinstance(exc, TamperedSnapshot)
+                                                else "broken").inc()
             log.warning("model snapshot refused, keeping %s: %s", self.ctx.model_version, exc)
             return
         metrics.MODEL_SNAPSHOT_LOADS.labels(result="accepted").inc()

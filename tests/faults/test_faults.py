@@ -109,3 +109,142 @@ def test_worker_sigkill_and_restart(kafka_broker, tmp_path, load, closer_policy)
         prog.close()
         run.close()
     assert_clean(judge(f"1 worker SIGKILL at {kill_share:.0%}", run, closer_policy, recovery))
+
+
+# -- 2: two workers, one SIGKILLed: the survivor takes its partitions over ----------------------------------------
+def test_two_workers_one_sigkilled(kafka_broker, tmp_path, load, closer_policy):
+    run = run_on(kafka_broker, tmp_path)
+    prog = Progress(run)
+    kill_share = random.Random(SEED + 2).uniform(0.2, 0.7)
+    try:
+        pol = ("--policy", str(closer_policy))
+        survivor = run.start("worker", *pol, name="worker-a")
+        victim = run.start("worker", *pol, name="worker-b")
+        actuator = run.start("actuator", "--breaker-max-count", str(BREAKER_MAX), name="actuator")
+        for p in (survivor, victim, actuator):
+            p.wait_ready(120)
+        run.produce(load.records)
+        wait_for(f"{kill_share:.0%} of valid records committed",
+                 lambda: prog.valid_committed() >= kill_share * len(load.rest), timeout=600, every=0.2)
+        victim.kill()
+        t0 = time.monotonic()
+        before = prog.valid_committed()
+        wait_for("progress after the rebalance", lambda: prog.valid_committed() > before, timeout=180, every=0.2)
+        recovery = time.monotonic() - t0
+        finish(run, prog, survivor, 0)
+    finally:
+        prog.close()
+        run.close()
+    assert_clean(judge(f"2 two workers, one SIGKILLed at {kill_share:.0%}", run, closer_policy, recovery))
+
+
+# -- 3: actuator SIGKILL during a wave of closes ------------------------------------------------------------------
+def test_actuator_sigkill_during_a_wave_of_closes(kafka_broker, tmp_path, load, closer_policy):
+    from tests.e2e.test_actuator_e2e import Downstream
+
+    run = run_on(kafka_broker, tmp_path)
+    prog = Progress(run)
+    down = Downstream(run.bootstrap, run.topic("riskstream.commands"))
+    try:
+        worker = run.start("worker", "--policy", str(closer_policy), name="worker")
+        actuator = run.start("actuator", "--breaker-max-count", str(BREAKER_MAX), name="actuator-1")
+        worker.wait_ready(90)
+        actuator.wait_ready(90)
+        run.produce(load.records)
+        wait_for("a wave of CLOSE commands downstream", lambda: down.count("CLOSE") >= 40, timeout=600, every=0.2)
+        actuator.kill()
+        t0 = time.monotonic()
+        sent_before = down.count()
+        actuator = run.start("actuator", "--breaker-max-count", str(BREAKER_MAX), name="actuator-2")
+        actuator.wait_ready(90)
+        wait_for("commands flow again", lambda: down.count() > sent_before, timeout=180, every=0.2)
+        recovery = time.monotonic() - t0
+        finish(run, prog, worker, 0)
+        down.wait_quiet(5)
+        dup_deliveries, dup_effects = down.duplicates()
+    finally:
+        down.close()
+        prog.close()
+        run.close()
+    r = judge("3 actuator SIGKILL during a wave of closes", run, closer_policy, recovery,
+              note=f"downstream duplicate deliveries {dup_deliveries}, duplicate effects {dup_effects}")
+    assert_clean(r)
+    assert dup_deliveries == 0 and dup_effects == 0
+
+
+# -- 4: the broker stopped for 30 s mid-run, then started again --------------------------------------------------
+def test_broker_outage_of_30_seconds(tmp_path, load, closer_policy):
+    from riskstream.ops.broker import manager
+
+    state = tmp_path / "broker"
+    info = manager.start("kafka", state_dir=state, progress=lambda m: None)
+    run = run_on(info, tmp_path)
+    prog = Progress(run)
+    try:
+        worker = run.start("worker", "--policy", str(closer_policy), name="worker")
+        actuator = run.start("actuator", "--breaker-max-count", str(BREAKER_MAX), name="actuator")
+        worker.wait_ready(90)
+        actuator.wait_ready(90)
+        run.produce(load.records)
+        wait_for("40% of valid records committed", lambda: prog.valid_committed() >= 0.4 * len(load.rest),
+                 timeout=600, every=0.2)
+        prog.close()
+        manager.stop(state)
+        time.sleep(30)
+        manager.restart_kafka(state)
+        t0 = time.monotonic()
+        prog = Progress(run)
+        before = prog.valid_committed()
+        wait_for("progress after the broker is back", lambda: prog.valid_committed() > before, timeout=300, every=0.5)
+        recovery = time.monotonic() - t0
+        assert worker.alive() and actuator.alive(), "a process exited during the outage (a manual step)"
+        finish(run, prog, worker, 0)
+        r = judge("4 broker stopped for 30 s", run, closer_policy, recovery,
+                  note=f"processes alive after the outage: worker {worker.alive()}, actuator {actuator.alive()}")
+    finally:
+        prog.close()
+        run.close()
+        manager.stop(state)
+    assert_clean(r)
+
+
+# -- 5: a slow downstream: the command consumer pauses for a minute -----------------------------------------------
+def test_slow_downstream_loses_nothing(kafka_broker, tmp_path, load, closer_policy):
+    import confluent_kafka
+    import orjson
+
+    run = run_on(kafka_broker, tmp_path)
+    prog = Progress(run)
+    got: list[str] = []
+    consumer = confluent_kafka.Consumer({"bootstrap.servers": run.bootstrap, "group.id": "slow-downstream",
+                                         "auto.offset.reset": "earliest", "enable.auto.commit": True})
+    consumer.subscribe([run.topic("riskstream.commands")])
+    try:
+        worker = run.start("worker", "--policy", str(closer_policy), name="worker")
+        actuator = run.start("actuator", "--breaker-max-count", str(BREAKER_MAX), name="actuator")
+        worker.wait_ready(90)
+        actuator.wait_ready(90)
+        run.produce(load.records)
+        while len(got) < 20:
+            msg = consumer.poll(0.5)
+            if msg is not None and not msg.error():
+                got.append(orjson.loads(msg.value())["command_id"])
+        paused_at = len(got)
+        time.sleep(60)     # the downstream service stalls; the pipeline keeps going
+        t0 = time.monotonic()
+        finish(run, prog, worker, 0)
+        idle_since = time.monotonic()
+        while time.monotonic() - idle_since < 5:
+            msg = consumer.poll(0.5)
+            if msg is not None and not msg.error():
+                got.append(orjson.loads(msg.value())["command_id"])
+                idle_since = time.monotonic()
+        recovery = time.monotonic() - t0
+    finally:
+        consumer.close()
+        prog.close()
+        run.close()
+    r = judge("5 downstream paused for 60 s", run, closer_policy, recovery,
+              note=f"downstream received {len(got):,} commands ({paused_at} before the pause)")
+    assert_clean(r)
+    assert len(set(got)) == r.commands and len(got) == len(set(got)), (len(got), len(set(got)), r.commands)

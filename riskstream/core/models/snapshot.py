@@ -2,7 +2,8 @@
 
 Envelope (big-endian struct): ``b"RSM1" | version u64 | payload length u64 | HMAC-SHA256 (32 bytes) | payload``
 where ``HMAC = HMAC-SHA256(key, version u64 || payload)`` and ``payload = pickle(scorer)``. `load_snapshot`
-verifies the HMAC BEFORE unpickling (pickle of untrusted bytes runs code) and raises `TamperedSnapshot` otherwise.
+verifies the HMAC BEFORE unpickling (pickle of untrusted bytes runs code) and raises `TamperedSnapshot` otherwise;
+a signed payload that is not a working scorer raises `BrokenSnapshot`. Both are `RefusedSnapshot`: the old model stays.
 
 The key comes from the environment variable ``RISKSTREAM_MODEL_KEY``. WARNING: without it `model_key()` returns a
 fixed development key, which anyone can read in this source: set the variable in every real deployment.
@@ -33,15 +34,23 @@ from riskstream.core.models.drift import DriftMonitor
 from riskstream.core.models.labels import LabeledExample
 from riskstream.core.models.scorer import Scorer, make_scorer
 
-__all__ = ["TamperedSnapshot", "dump_snapshot", "load_snapshot", "model_key", "Trainer", "DEV_KEY"]
+__all__ = ["RefusedSnapshot", "TamperedSnapshot", "BrokenSnapshot", "dump_snapshot", "load_snapshot", "model_key", "Trainer", "DEV_KEY"]
 
 MAGIC = b"RSM1"
 _HEADER = struct.Struct(">4sQQ32s")
 DEV_KEY = b"riskstream-dev-model-key-NOT-FOR-PRODUCTION"
 
 
-class TamperedSnapshot(ValueError):
+class RefusedSnapshot(ValueError):
+    """A snapshot the worker must not use: the running model stays."""
+
+
+class TamperedSnapshot(RefusedSnapshot):
     """The snapshot is malformed or its signature does not verify; it was NOT unpickled."""
+
+
+class BrokenSnapshot(RefusedSnapshot):
+    """Signed, but it does not load into a working scorer (a trainer bug, not an attack)."""
 
 
 def model_key() -> bytes:
@@ -68,7 +77,18 @@ def load_snapshot(blob: bytes, *, key: bytes) -> tuple[int, Scorer]:
         raise TamperedSnapshot("model snapshot envelope is malformed")
     if not hmac.compare_digest(mac, _mac(key, version, payload)):
         raise TamperedSnapshot("model snapshot signature does not match (wrong key or altered bytes)")
-    scorer = pickle.loads(payload)
+    try:
+        scorer = pickle.loads(payload)
+    except Exception as exc:  # noqa: BLE001  (any unpickling failure: the payload is unusable)
+        raise BrokenSnapshot(f"model snapshot v{version} does not unpickle: {type(exc).__name__}: {exc}") from None
+    if not isinstance(scorer, Scorer):
+        raise BrokenSnapshot(f"model snapshot v{version} holds a {type(scorer).__name__}, not a Scorer")
+    try:
+        pd = scorer.predict_pd({})
+    except Exception as exc:  # noqa: BLE001  (a scorer that cannot score must never reach the hot path)
+        raise BrokenSnapshot(f"model snapshot v{version} cannot score: {type(exc).__name__}: {exc}") from None
+    if not 0.0 <= pd <= 1.0:
+        raise BrokenSnapshot(f"model snapshot v{version} scores a PD of {pd!r} (outside 0..1)")
     scorer.version = version
     return version, scorer
 

@@ -73,3 +73,32 @@ def test_trainer_publishes_every_n_with_increasing_versions():
             versions.append(load_snapshot(blob, key=KEY)[0])
     assert versions == [1, 2, 3, 4]
     assert trainer.n_learned == 1000
+
+
+def _signed(payload: bytes, version: int = 7) -> bytes:
+    """A correctly signed envelope around any payload: what a buggy trainer holding the key could publish."""
+    from riskstream.core.models.snapshot import _HEADER, MAGIC, _mac
+
+    return _HEADER.pack(MAGIC, version, len(payload), _mac(KEY, version, payload)) + payload
+
+
+@pytest.mark.parametrize("payload, why", [
+    (pickle.dumps({"weights": [1, 2]}), "not a Scorer"),
+    (pickle.dumps(_trained(), protocol=pickle.HIGHEST_PROTOCOL)[:-40], "does not unpickle"),
+    (b"not a pickle at all", "does not unpickle"),
+])
+def test_a_signed_snapshot_that_is_not_a_working_scorer_is_refused(payload, why):
+    from riskstream.core.models.snapshot import BrokenSnapshot, RefusedSnapshot
+
+    with pytest.raises(BrokenSnapshot, match=why) as err:
+        load_snapshot(_signed(payload), key=KEY)
+    assert isinstance(err.value, RefusedSnapshot) and not isinstance(err.value, TamperedSnapshot)
+
+
+def test_a_signed_scorer_that_cannot_score_is_refused():
+    from riskstream.core.models.snapshot import BrokenSnapshot
+
+    broken = _trained()
+    broken.__dict__.clear()      # unpickles to a Scorer with no state: scoring raises
+    with pytest.raises(BrokenSnapshot, match="cannot score"):
+        load_snapshot(_signed(pickle.dumps(broken)), key=KEY)
