@@ -248,3 +248,84 @@ def test_slow_downstream_loses_nothing(kafka_broker, tmp_path, load, closer_poli
               note=f"downstream received {len(got):,} commands ({paused_at} before the pause)")
     assert_clean(r)
     assert len(set(got)) == r.commands and len(got) == len(set(got)), (len(got), len(set(got)), r.commands)
+
+
+# -- 6: a poison policy that would close everyone, and model snapshots that must not load -------------------------
+POISON_MAX = 20   # CLOSE/FREEZE per minute and decisions partition before the breaker trips
+
+
+def test_poison_policy_and_unloadable_model(kafka_broker, tmp_path, load):
+    import orjson
+    import yaml
+
+    from riskstream.core.models.snapshot import _HEADER, MAGIC, _mac, model_key
+    from riskstream.ops import control
+    from tests.support import metric
+
+    poison = yaml.safe_dump({
+        "name": "faults-poison", "version": 9, "mode": "live",
+        "segments": {"credit_line": {"thresholds": {"warn_pd": 0.1, "limit_pd": 0.2, "close_pd": 0.4}}},
+        "actions": {"CLOSE": {"cooldown": "0s", "hysteresis": False, "grace": "72h"}},
+        "rules": [{"id": "close-everyone", "product": "credit_line", "when": [{"fact": "pd", "op": ">=", "value": 0}],
+                   "action": "CLOSE", "immediate": True, "reason": "a poison policy (fault suite)"}]},
+        sort_keys=False)
+    broken = b"signed, but not a pickle"
+    signed_broken = _HEADER.pack(MAGIC, 99, len(broken), _mac(model_key(), 99, broken)) + broken
+    tampered = bytearray(signed_broken)
+    tampered[-1] ^= 1
+
+    run = run_on(kafka_broker, tmp_path)
+    prog = Progress(run)
+    from riskstream.ops.broker.manager import free_port
+
+    wport, aport = free_port(), free_port()
+    try:
+        worker = run.start("worker", name="worker", metrics_port=wport)
+        actuator = run.start("actuator", "--breaker-max-count", str(POISON_MAX), name="actuator", metrics_port=aport)
+        worker.wait_ready(90)
+        actuator.wait_ready(90)
+        run.produce(load.first + load.rest[: len(load.rest) // 4])
+        wait_for("a quarter committed", lambda: prog.valid_committed() >= 0.2 * len(load.rest), timeout=600,
+                 every=0.2)
+        from kafka import KafkaProducer
+
+        producer = KafkaProducer(bootstrap_servers=run.bootstrap, acks="all")
+        for blob in (bytes(tampered), signed_broken):
+            producer.send(run.topic("riskstream.models"), key=b"pd", value=blob).get(timeout=30)
+        producer.close()
+        wait_for("both snapshots refused", lambda: metric(wport, "riskstream_model_snapshot_loads_total",
+                                                          result="tampered") >= 1 and
+                 metric(wport, "riskstream_model_snapshot_loads_total", result="broken") >= 1, timeout=60)
+        control.publish(run.bootstrap, control.message("policy", text=poison), topic=run.topic("riskstream.control"))
+        run.produce(load.rest[len(load.rest) // 4:])
+        finish(run, prog, worker, 0)
+        trips = metric(aport, "riskstream_breaker_trips_total")
+        alive = worker.alive() and actuator.alive()
+    finally:
+        prog.close()
+        run.close()
+    up = upstream_records(run.bootstrap, run.topic)
+    live = live_outcome(run.bootstrap, run.topic, up)
+    decisions = [orjson.loads(r.value) for r in harness.read_topic(run.bootstrap, run.topic(DECISIONS), timeout_s=120)]
+    poison_ids = {d["decision_id"] for d in decisions if d.get("policy_name") == "faults-poison" and
+                  d.get("role") == "champion" and "decision_id" in d}
+    models = sorted({d.get("model_version") for d in decisions if d.get("model_version")})
+    commands = [orjson.loads(r.value) for r in harness.read_topic(run.bootstrap, run.topic("riskstream.commands"),
+                                                                   timeout_s=120)]
+    closes_out = sum(1 for c in commands if c["action"] == "CLOSE" and c.get("decision_id") in poison_ids)
+    poison_closes = sum(1 for d in decisions if d.get("decision_id") in poison_ids and d.get("action") == "CLOSE")
+    r = harness.Row("6 poison policy + unloadable model", live.events_in, live.processed, live.dead_lettered,
+                    len(live.decisions), len(live.commands), live.duplicate_command_ids, live.lost, None, None, None,
+                    f"poison CLOSE decisions {poison_closes:,}, CLOSE commands sent under it {closes_out}, breaker "
+                    f"trips {trips:.0f}; model versions in decisions {models}; processes alive {alive}")
+    ROWS.append(r)
+    print(f"\n{r}")
+    assert alive and trips >= 1 and poison_closes > 100
+    assert models == [models[0]] and "99" not in models[0], models
+    assert r.lost == 0 and r.duplicate_command_ids == 0
+    if closes_out:
+        # Known gap (README, Known limitations): the breaker counts what it sends, so up to its limit per window
+        # leaves before it trips. Holding a new policy's first window of closes would need ticks on the
+        # decisions topic; not built yet. Reported, not hidden: the row above carries the figure.
+        pytest.xfail(f"{closes_out} CLOSE commands left under the poison policy before the breaker tripped "
+                     f"(limit {POISON_MAX} a minute per partition)")
