@@ -100,7 +100,11 @@ class OfflineDriver:
         if self.follow is not None:
             self._follow(rec.partition, rec.offset)
         res = account_batch(self.ctx, self.accounts.get, [rec])
-        self.accounts.update(res.dirty)
+        for k, v in res.dirty.items():
+            if v is None:
+                self.accounts.pop(k, None)
+            else:
+                self.accounts[k] = v
         labels = []
         for o in res.outs:
             self.on_output(o)

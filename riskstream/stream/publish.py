@@ -49,8 +49,25 @@ def partition_of_key(key: bytes, partitions: int) -> int:
     return int(key.rsplit(b"/", 1)[1]) if key.startswith(b"\x00") else partition_for(key, partitions)
 
 
-def write_table(table, dirty: dict[bytes, bytes], batch: list, partitions: int) -> None:
-    """Write each dirty key once per batch (a changelog record per write is Faust's main per-event cost).
+async def write_ahead(table, dirty: dict[bytes, bytes | None], keys, partitions: int) -> None:
+    """Write `keys` of `dirty` to the table and wait until the changelog has them: state the step needs durable
+    before the batch's outputs go out (`StepResult.ahead`). `write_table` then skips them.
+
+    A plain `table[key] = value` only buffers the changelog record. This does what Faust's `Table.__setitem__` does
+    (`on_key_set` sends the changelog record, then the store is set; `tests/stream/test_publish.py` checks that it
+    still does) but keeps the send's future to wait for the broker's ack.
+    """
+    futures = []
+    for key in keys:
+        futures.append(table.send_changelog(partition_of_key(key, partitions), key, dirty[key]))
+        table.data[key] = dirty[key]
+    for f in futures:
+        await f
+
+
+def write_table(table, dirty: dict[bytes, bytes | None], batch: list, partitions: int, *, skip=()) -> None:
+    """Write each dirty key once per batch (a changelog record per write is Faust's main per-event cost); None
+    deletes the key.
 
     Faust picks the changelog partition from the current event, which a batch does not have: point it at an event
     of the key's partition (every key a step writes belongs to a partition of its batch).
@@ -58,11 +75,18 @@ def write_table(table, dirty: dict[bytes, bytes], batch: list, partitions: int) 
     by_key = {ev.message.key: ev for ev in batch}
     by_partition = {ev.message.partition: ev for ev in batch}
     for key, value in dirty.items():
+        if key in skip:
+            continue  # written ahead
         ev = None if key.startswith(b"\x00") else by_key.get(key)
         if ev is None:
             ev = by_partition[partition_of_key(key, partitions)]
+        if value is None and key not in table:
+            continue  # a pending event released in the batch it arrived in: never written
         token = _current_event.set(weakref.ref(ev))
         try:
-            table[key] = value
+            if value is None:
+                del table[key]
+            else:
+                table[key] = value
         finally:
             _current_event.reset(token)  # take_events relies on the context it had

@@ -18,13 +18,15 @@ import orjson
 
 from riskstream.core import names
 from riskstream.core.contracts import SPEC
-from riskstream.core.steps import (Context, PipelineConfig, Source, Valid, account_batch, ingest, new_train_state,
-                                   portfolio_key, train_batch)
+from riskstream.core.steps import (Context, PipelineConfig, Source, Valid, account_batch, ingest, ingest_batch,
+                                   new_train_state, portfolio_key, train_batch)
+from riskstream.core.steps.align import watermark_outs
+from riskstream.core.steps.context import default_sources
 from riskstream.stream import metrics, observe
 from riskstream.stream.app import BATCH_MAX, BATCH_WITHIN_S, StreamSettings, install_watch, make_app, now_ms, \
     raw_topic
 from riskstream.stream.lag import install_lag_timer
-from riskstream.stream.publish import Publisher, write_table
+from riskstream.stream.publish import Publisher, write_ahead, write_table
 from riskstream.stream.readers import GlobalReader
 
 log = logging.getLogger("riskstream.stream")
@@ -34,7 +36,8 @@ EVENT_TYPES = tuple(SPEC)
 def start_context(s: StreamSettings) -> concurrent.futures.Future:
     """Build the context (imports River, warms the version-0 model) in a thread while Faust joins its group."""
     def build() -> Context:
-        cfg = s.pipeline_config or PipelineConfig(partitions=s.topology.topic(names.VALID).partitions)
+        cfg = s.pipeline_config or PipelineConfig(partitions=s.topology.topic(names.VALID).partitions,
+                                                  sources=default_sources(s.topology))
         if s.policy_file:
             cfg = dataclasses.replace(cfg, policy_path=Path(s.policy_file))
         return Context(cfg)
@@ -174,31 +177,98 @@ def watch_file(wc: WorkerContext) -> None:
         wc.offer_policy(path.read_text(), str(path))
 
 
+IDLE_SKEW_MS = 1_000    # a caught-up source is read up to "now - this" (producer clocks may lag ours this much)
+IDLE_EVERY_S = 1.0      # how often caught-up sources are announced while this worker reads new records ...
+IDLE_QUIET_S = 10.0     # ... and when it read nothing for a while (another worker's sources may still need them)
+
+
+class IdleSources:
+    """Which source partitions this worker has read to their end: those are "read up to now - skew" (docs/time.md)."""
+
+    def __init__(self, app: faust.App, pub: Publisher, physical: set[str]):
+        self.app, self.pub, self.physical = app, pub, physical
+        self.read_upto: dict = {}   # TP -> last offset ingested and published by this process
+        self.last_batch = 0.0
+        self.announced = 0.0
+
+    def read(self, batch) -> None:
+        for ev in batch:
+            tp = ev.message.tp
+            self.read_upto[tp] = max(self.read_upto.get(tp, -1), ev.message.offset)
+
+    async def caught_up(self, tps) -> dict:
+        tps = [tp for tp in tps if tp.topic in self.physical]
+        if not tps:
+            return {}
+        try:
+            ends = await self.app.consumer.highwaters(*tps)
+        except Exception:  # noqa: BLE001 - not known yet: announce nothing
+            return {}
+        quiet = now_ms() / 1000 - self.last_batch > 2 * BATCH_WITHIN_S + 1
+        marks = {}
+        for tp in tps:
+            end = ends.get(tp)
+            if end is None:
+                continue
+            done = self.read_upto.get(tp)
+            if done is None:  # nothing read here: caught up if the fetch position is at the end and no batch came
+                try:
+                    pos = await self.app.consumer.position(tp)
+                except Exception:  # noqa: BLE001
+                    continue
+                ok = end == 0 or (pos is not None and pos >= end and quiet)
+            else:
+                ok = done + 1 >= end
+            if ok:
+                marks[f"{self.pub.logical(tp.topic)}/{tp.partition}"] = now_ms() - IDLE_SKEW_MS
+        return marks
+
+
 def add_ingest_agents(app: faust.App, s: StreamSettings, pub: Publisher, watch) -> None:
     topo = s.topology
-    cfg = s.pipeline_config or PipelineConfig()  # validation needs no model: start at once
+    cfg = s.pipeline_config or PipelineConfig(partitions=topo.topic(names.VALID).partitions,
+                                              sources=default_sources(topo))  # no model needed: start at once
     sources = raw_topic(app, *[topo.name(t) for t in topo.agents["ingest"].reads])
+    idle = IdleSources(app, pub, {topo.name(t) for t in topo.agents["ingest"].reads})
 
     async def run(stream, agent: str, keep_valid: bool) -> None:
         async for batch in stream.take_events(BATCH_MAX, within=BATCH_WITHIN_S):
-            outs = []
+            items = []
             for ev in batch:
                 m = ev.message
-                logical = pub.logical(m.topic)
                 # "Now" for timestamp checks is the record's broker timestamp, so a replay judges alike.
-                out = ingest(cfg, m.value or b"", Source(logical, m.partition, m.offset, int(m.timestamp * 1000)),
-                             physical_topic=m.topic)
-                observe.ingested((out,), logical, EVENT_TYPES)
-                if keep_valid or out.topic != names.VALID:
-                    outs.append(out)
+                items.append((m.value or b"", Source(pub.logical(m.topic), m.partition, m.offset,
+                                                     int(m.timestamp * 1000)), m.topic))
+            if keep_valid:
+                outs = ingest_batch(cfg, items)
+            else:
+                outs = [ingest(cfg, raw, src, physical_topic=phys) for raw, src, phys in items]
+            for out, (_, src, _) in zip((o for o in outs if o.label != "watermark"), items):
+                observe.ingested((out,), src.topic, EVENT_TYPES)
+            if not keep_valid:
+                outs = [o for o in outs if o.topic != names.VALID]
             watch.enter(agent, "publish")
             await pub.publish(outs)
+            if keep_valid:
+                idle.read(batch)  # after the publish: a caught-up mark must never overtake this batch's events
             watch.idle(agent)
+            idle.last_batch = now_ms() / 1000
             metrics.LAST_EVENT_TIMESTAMP.labels(topic=agent).set(now_ms() / 1000)
 
     @app.agent(sources, name="ingest")
     async def ingest_agent(stream):
         await run(stream, "ingest", keep_valid=True)
+
+    @app.timer(interval=IDLE_EVERY_S)
+    async def announce_idle_sources() -> None:
+        """Caught-up (or empty) source partitions must not hold the alignment of the others back forever."""
+        t = now_ms() / 1000
+        if t - idle.last_batch > IDLE_QUIET_S and t - idle.announced < IDLE_QUIET_S:
+            return
+        marks = await idle.caught_up(app.consumer.assignment())
+        idle.announced = t
+        if marks:
+            await pub.publish(watermark_outs(marks, cfg.partitions))
 
     @app.agent(raw_topic(app, topo.name(names.MARKET)), name="market")
     async def market_agent(stream):
@@ -221,16 +291,18 @@ def add_score_agent(app: faust.App, s: StreamSettings, wc: WorkerContext, pub: P
             watch.enter("score", "compute")
             res = account_batch(ctx, accounts.get, [Valid(ev.message.key, ev.message.value, ev.message.partition,
                                                           ev.message.offset) for ev in batch], topic=valid_name)
+            watch.enter("score", "ahead")
+            await write_ahead(accounts, res.dirty, res.ahead, n)  # the versions it decided with, durable first
             watch.enter("score", "publish")
             await pub.publish(res.outs)  # outputs before state: see stream.app
             watch.enter("score", "table")
-            write_table(accounts, res.dirty, batch, n)
+            write_table(accounts, res.dirty, batch, n, skip=res.ahead)
             watch.idle("score")
             observe.scored(res.outs, now_ms())
             held = sum(int(accounts.get(portfolio_key(p)) or 0) for p in range(n))
             metrics.ACTIVE_ACCOUNTS.set(held)
             if res.dirty:
-                metrics.STATE_BYTES.set(sum(map(len, res.dirty.values())) / len(res.dirty) * held)
+                metrics.STATE_BYTES.set(sum(len(v or b"") for v in res.dirty.values()) / len(res.dirty) * held)
 
 
 def add_trainer_agent(app: faust.App, s: StreamSettings, wc: WorkerContext, pub: Publisher, watch) -> None:

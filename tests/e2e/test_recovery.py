@@ -162,11 +162,26 @@ def account_states(pipeline) -> dict[bytes, object]:
             for k, v in table(pipeline.bootstrap, pipeline.topic(CHANGELOG)).items() if not k.startswith(b"\x00")}
 
 
+def applied_order(valid_records) -> list:
+    """The valid topic's events in the order the account step applies them: per partition, through the alignment
+    (riskstream.core.steps.align.release_order), as (partition, apply position, offset, key, value)."""
+    from riskstream.core.steps import PipelineConfig
+    from riskstream.core.steps.align import release_order
+
+    cfg = PipelineConfig()
+    by_part: dict[int, list] = {}
+    for r in sorted(valid_records, key=lambda r: (r.partition, r.offset)):
+        by_part.setdefault(r.partition, []).append((r.offset, r.key, r.value))
+    return [(part, pos, off, key, value) for part, recs in sorted(by_part.items())
+            for pos, off, key, value in release_order(recs, cfg.sources, max_pending=cfg.align_max_pending)]
+
+
 def last_valid_offsets(pipeline) -> dict[bytes, int]:
-    """Largest valid-topic offset per key: what each account's state must remember as applied last."""
+    """Largest apply position per key: what each account's state must remember as applied last."""
     out: dict[bytes, int] = {}
-    for r in read_topic(pipeline.bootstrap, pipeline.topic(T_VALID), timeout_s=90):
-        out[r.key] = max(out.get(r.key, -1), r.offset)
+    for part, pos, off, key, value in applied_order(read_topic(pipeline.bootstrap, pipeline.topic(T_VALID),
+                                                               timeout_s=90)):
+        out[key] = max(out.get(key, -1), pos)
     return out
 
 
@@ -200,11 +215,12 @@ def decisions_by_account(pipeline) -> dict[bytes, set[str]]:
 
 
 def account_orders(valid_records) -> dict[bytes, list[str]]:
-    """Each account's event ids in valid-topic order, first occurrence only (a replayed copy is a duplicate)."""
+    """Each account's event ids in the order they were applied, first occurrence only (a replayed copy is a
+    duplicate)."""
     out: dict[bytes, list[str]] = {}
-    for r in sorted(valid_records, key=lambda r: (r.partition, r.offset)):
-        ids = out.setdefault(r.key, [])
-        eid = orjson.loads(r.value)["event_id"]
+    for part, pos, off, key, value in applied_order(valid_records):
+        ids = out.setdefault(key, [])
+        eid = orjson.loads(value)["event_id"]
         if eid not in ids:
             ids.append(eid)
     return out
@@ -240,7 +256,8 @@ def replay_window(pipeline, prog: Progress) -> int:
         latest[(r.partition, r.key)] = r.value
     for (part, key), v in latest.items():
         if v is not None and not key.startswith(b"\x00"):
-            applied[part] = max(applied.get(part, -1), decode_state(AccountRecord.decode(v).state).last_offset)
+            # apply position -> the valid offset that released it (steps.account.POSITIONS)
+            applied[part] = max(applied.get(part, -1), decode_state(AccountRecord.decode(v).state).last_offset >> 20)
     name = pipeline.topic(T_VALID)
     committed = {tp.partition: o for tp, o in prog.committed().items() if tp.topic == name}
     return sum(max(0, last + 1 - max(committed.get(part, 0), 0)) for part, last in applied.items())

@@ -14,11 +14,11 @@ from riskstream.core.steps.account import STATE_REJECTIONS, StepResult, Valid, a
 from riskstream.core.steps.actuate import ActuateResult, Decision, actuate_batch, breaker_key
 from riskstream.core.steps.context import Context, PipelineConfig, initial_model
 from riskstream.core.steps.control import route_control
-from riskstream.core.steps.ingest import Source, dead, ingest
+from riskstream.core.steps.ingest import Source, dead, ingest, ingest_batch
 from riskstream.core.steps.records import Out, command_out
 from riskstream.core.steps.train import TrainResult, TrainState, new_train_state, train_batch
 
 __all__ = ["ActuateResult", "Context", "Decision", "Out", "PipelineConfig", "STATE_REJECTIONS", "Source",
            "StepResult", "TrainResult", "TrainState", "Valid", "account_batch", "account_one", "actuate_batch",
-           "breaker_key", "command_out", "dead", "ingest", "initial_model", "new_train_state", "portfolio_key",
+           "breaker_key", "command_out", "dead", "ingest", "ingest_batch", "initial_model", "new_train_state", "portfolio_key",
            "route_control", "train_batch", "versions_key"]

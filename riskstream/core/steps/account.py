@@ -29,6 +29,8 @@ from riskstream.core.account.codec import decode_state, encode_state
 from riskstream.core.account.state import apply_event
 from riskstream.core.contracts import Rejected
 from riskstream.core.names import DECISIONS, LABELS, VALID, VERSIONS
+from riskstream.core.steps.align import WATERMARK_KEY, align_key, decode_align, encode_align, new_align, \
+    pending_key, source_of, take, take_marks
 from riskstream.core.steps.context import Context, PipelineConfig
 from riskstream.core.steps.ingest import dead
 from riskstream.core.steps.records import Out
@@ -62,6 +64,10 @@ class Valid(NamedTuple):
 class StepResult(NamedTuple):
     dirty: dict    # table key -> new value, to write once per batch after `outs` are acknowledged
     outs: list     # records to publish
+    # Keys of `dirty` to make durable *before* `outs` are published: the versions record of each partition (which
+    # valid offsets were decided with which model and policy). A worker that crashes after publishing a decision
+    # then re-decides the record with the versions it used the first time, whatever it has loaded since.
+    ahead: tuple = ()
 
 
 def account_batch(ctx: Context, get: Callable[[bytes], bytes | None], batch, *, topic: str = VALID) -> StepResult:
@@ -75,12 +81,17 @@ def account_batch(ctx: Context, get: Callable[[bytes], bytes | None], batch, *, 
     def read(key: bytes):
         return dirty[key] if key in dirty else get(key)
 
+    aligns: dict[int, dict | None] = {}  # partition -> its alignment record (None: not aligned yet, see steps.align)
+    gone: list[bytes] = []               # pending events released: deleted after the alignment record is written
+    sources, max_pending = ctx.config.sources, ctx.config.align_max_pending
+
     for rec in batch:
         p = rec.partition
         if p not in seen:
             seen[p] = orjson.loads(read(versions_key(p)) or b'{"upto": -1, "history": []}')
             # First in the batch's writes: a crash that keeps an account's record keeps the versions behind it.
             dirty[versions_key(p)] = b""
+            aligns[p] = decode_align(read(align_key(p)))
         vrec = seen[p]
         if rec.offset <= vrec["upto"]:
             use = ctx.at_versions(_versions_at(vrec["history"], rec.offset) or versions)  # re-read after a crash
@@ -91,19 +102,65 @@ def account_batch(ctx: Context, get: Callable[[bytes], bytes | None], batch, *, 
                 outs.append(Out(VERSIONS, b"%d" % p, orjson.dumps({"partition": p, "offset": rec.offset,
                                                                     **versions}), "versions", partition=p))
             vrec["upto"] = rec.offset
+        released = _align(aligns, p, rec, sources, max_pending, dirty, read, gone)
         pkey = portfolio_key(p)
-        held = int(read(pkey) or 0)
-        current = read(rec.key)
-        record, o = account_one(use, current, rec.value, offset=rec.offset, topic=topic, partition=p,
-                                active_accounts=max(1, held * n))
-        if record is not None:
-            if current is None:
-                dirty[pkey] = b"%d" % (held + 1)
-            dirty[rec.key] = record
-        outs.extend(o)
+        for i, (voff, key, value) in enumerate(released):
+            # Apply position: the valid offset until the partition is aligned, then (triggering offset, index).
+            position = voff if aligns[p] is None else rec.offset * POSITIONS + i
+            held = int(read(pkey) or 0)
+            current = read(key)
+            record, o = account_one(use, current, value, offset=voff, topic=topic, partition=p,
+                                    active_accounts=max(1, held * n), position=position)
+            if record is not None:
+                if current is None:
+                    dirty[pkey] = b"%d" % (held + 1)
+                dirty[key] = record
+            outs.extend(o)
     for p, vrec in seen.items():
         dirty[versions_key(p)] = orjson.dumps(vrec)
-    return StepResult(dirty, outs)
+    for p, st in aligns.items():  # after the accounts (a crash re-releases, positions dedupe), before the deletes
+        if st is not None:
+            dirty.pop(align_key(p), None)
+            dirty[align_key(p)] = encode_align(st)
+    for k in gone:
+        dirty.pop(k, None)
+        dirty[k] = None
+    return StepResult(dirty, outs, tuple(versions_key(p) for p in seen))
+
+
+POSITIONS = 1 << 20  # apply positions per triggering valid offset (more than align_max_pending + 1)
+
+
+def _align(aligns: dict, p: int, rec, sources, max_pending: int, dirty: dict, read, gone: list) -> list:
+    """The events `rec` releases, as (valid offset, key, value), in publication order."""
+    st = aligns[p]
+    if rec.key == WATERMARK_KEY:
+        if st is None:
+            st = aligns[p] = new_align()  # the first watermark turns alignment on for the partition
+        if rec.offset <= st["upto"]:
+            return []                     # re-read after a crash: already taken
+        st["upto"] = rec.offset
+        st, rel = take_marks(st, sources, orjson.loads(rec.value).get("marks") or {}, max_pending=max_pending)
+    elif st is None:
+        return [(rec.offset, rec.key, rec.value)]
+    else:
+        if rec.offset <= st["upto"]:
+            return []
+        st["upto"] = rec.offset
+        src = source_of(orjson.loads(rec.value))
+        if src is None:                   # not stamped by ingest: nothing to align it with
+            return [(rec.offset, rec.key, rec.value)]
+        dirty[pending_key(p, rec.offset)] = b"%d\n" % len(rec.key) + rec.key + rec.value
+        st, rel = take(st, sources, (src[0], src[1], src[2], rec.offset), max_pending=max_pending)
+    out = []
+    for _, _, _, voff in rel:
+        pk = pending_key(p, voff)
+        body = read(pk)
+        if body:  # None: released and deleted before a crash lost this alignment record
+            n_, rest = body.split(b"\n", 1)
+            out.append((voff, rest[:int(n_)], rest[int(n_):]))
+        gone.append(pk)
+    return out
 
 
 def _versions_at(history: list, offset: int) -> dict | None:
@@ -116,8 +173,12 @@ def _versions_at(history: list, offset: int) -> dict | None:
 
 
 def account_one(ctx: Context, record: bytes | None, value: bytes, *, offset: int, topic: str = VALID,
-                partition: int = 0, active_accounts: int = 1) -> tuple[bytes | None, list[Out]]:
+                partition: int = 0, active_accounts: int = 1,
+                position: int | None = None) -> tuple[bytes | None, list[Out]]:
     """Apply one valid event to its account; returns the new record (None = unchanged) and the outputs.
+
+    `offset` is the event's valid offset (named in dead letters), `position` its apply position in the partition
+    (default: the offset), which the account remembers so a re-application after a crash is skipped.
 
     Time is the event's time throughout (never the wall clock), so a replay makes the same decisions.
     """
@@ -126,7 +187,7 @@ def account_one(ctx: Context, record: bytes | None, value: bytes, *, offset: int
     entity = event["entity"]
     rec = AccountRecord.decode(record)
     state = decode_state(rec.state, config=cfg.features) if record else None
-    state, outcome = apply_event(state, event, offset=offset, config=cfg.features)
+    state, outcome = apply_event(state, event, offset=offset if position is None else position, config=cfg.features)
     if outcome == "already_applied":
         return None, []
     if outcome in STATE_REJECTIONS:

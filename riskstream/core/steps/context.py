@@ -39,6 +39,15 @@ class PipelineConfig:
     behaviour_sample: int = 8          # 1 in N behaviour events trains the anomaly model (deterministic by id)
     partitions: int = TOPOLOGY.topic(VALID).partitions  # valid = decisions partitions: per-partition state
     model_config_path: Path | None = None  # models.yaml overlay (None: the bundled models.yaml)
+    # Upstream source partitions ("topic/partition") the account step aligns (steps.align, docs/time.md), and how
+    # many events a valid partition may hold back before the oldest go early.
+    sources: tuple[str, ...] = dataclasses.field(default_factory=lambda: default_sources(TOPOLOGY))
+    align_max_pending: int = 20_000
+
+
+def default_sources(topology) -> tuple[str, ...]:
+    """Every partition of every topic the ingest agent reads, as the alignment names them."""
+    return tuple(f"{t}/{p}" for t in topology.agents["ingest"].reads for p in range(topology.topic(t).partitions))
 
 
 class Context:

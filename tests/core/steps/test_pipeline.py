@@ -189,3 +189,40 @@ def test_a_trip_in_one_partition_holds_closes_in_every_partition():
     assert {p for p, (open_, _) in r2.breakers.items() if open_} == {0, 1, 2, 3}
     r3 = actuate_batch(cfg, table.get, [Decision(b"b1", orjson.dumps(_close(9, 1100, "b1")), 2, 11)], sent)
     assert [o.label for o in r3.outs] == [] and r3.breakers[2] == (1, 1)
+
+
+def test_a_batch_re_run_after_a_crash_decides_with_the_versions_written_ahead(records):
+    """The account step's `ahead` keys (the versions record) are made durable before its decisions go out. A
+    worker that crashes after publishing them, losing every other write, and has loaded a new policy by the time
+    it re-reads the batch, decides the batch again with the policy it used the first time: the same decision ids.
+    Without the versions record it would decide them with the new policy: other ids, the first ones orphaned."""
+    from riskstream.core.partitioner import partition_for
+    from riskstream.core.steps import Valid, account_batch
+    from riskstream.data import DEFAULT_POLICY
+
+    ctx = Context()
+    valid, offsets = [], {}
+    for i, (topic, _, raw) in enumerate(records):
+        out = ingest(ctx.config, raw, Source(topic, 0, i, NOW))
+        if out.topic == "riskstream.events.valid":
+            p = partition_for(out.key, ctx.config.partitions)
+            offsets[p] = offsets.get(p, -1) + 1
+            valid.append(Valid(out.key, out.value, p, offsets[p]))
+    table: dict = {}
+    head, batch = valid[:-1500], valid[-1500:]
+    for i in range(0, len(head), 200):
+        table.update(account_batch(ctx, table.get, head[i:i + 200]).dirty)
+
+    def decided(res):
+        return sorted((d["decision_id"], d["policy_version"]) for d in
+                      (orjson.loads(o.value) for o in res.outs if o.topic == T_DECISIONS) if "decision_id" in d)
+
+    first = account_batch(ctx, table.get, batch)
+    assert decided(first) and set(first.ahead) == {b"\x00versions/%d" % p for p in {r.partition for r in batch}}
+    crashed = {**table, **{k: first.dirty[k] for k in first.ahead}}  # only the writes made ahead survived
+    text = DEFAULT_POLICY.read_text().replace("\nversion: 1\n", "\nversion: 2\n")
+    assert ctx.offer_policy(text, "test")[0] and ctx.versions()["policy_version"] == 2
+    assert decided(account_batch(ctx, crashed.get, batch)) == decided(first)
+    without = account_batch(ctx, table.get, batch)  # the race `ahead` closes: the champion's decisions at version 2
+    assert {d["policy_version"] for d in map(orjson.loads, (o.value for o in without.outs if o.topic == T_DECISIONS))
+            if d.get("role") == "champion"} == {2}
