@@ -9,7 +9,6 @@ published), so the reference does not have to follow the live trainer's timing.
 
 from __future__ import annotations
 
-import base64
 import collections
 import dataclasses
 import time
@@ -76,6 +75,7 @@ class Outcome:
     commands: dict = dataclasses.field(default_factory=dict)       # id -> (action, params)
     duplicate_command_ids: int = 0
     lost: int = 0                # upstream offsets neither validated nor dead-lettered
+    redelivered: int = 0         # second copies of applied events, dropped by the account step as duplicates
     commands_by_action: dict = dataclasses.field(default_factory=dict)
 
 
@@ -108,26 +108,33 @@ def live_outcome(bootstrap: str, topic_of, upstream: list) -> Outcome:
     """Read the run's valid, dead-letter, decisions and commands topics; account for every upstream offset."""
     out = Outcome(events_in=len(upstream))
     dead = [orjson.loads(r.value) for r in read_topic(bootstrap, topic_of(DEAD), timeout_s=120)]
-    out.dead_lettered = len(dead)
-    out.dead_by_reason = dict(collections.Counter(d.get("reason") for d in dead))
-    dead_at = {(d.get("source_topic"), d.get("source_partition"), d.get("source_offset")) for d in dead}
-    state_dead_ids = {_event_id(base64.b64decode(d["original_b64"])) for d in dead
-                      if d.get("source_topic") == topic_of(VALID)}
-    valid_ids = set()
+    valid_topic = topic_of(VALID)
+    ingest_dead = {(d["source_topic"], d["source_partition"], d["source_offset"]): d["reason"] for d in dead
+                   if d["source_topic"] != valid_topic}
+    state_dead = {(d["source_partition"], d["source_offset"]): d["reason"] for d in dead
+                  if d["source_topic"] == valid_topic}
+    # An event can be on the valid topic twice (ingest re-publishes what a crash left uncommitted): it counts as
+    # applied when one of its copies was; a copy the account step dropped as a duplicate is only a redelivery.
+    copies: dict = collections.defaultdict(list)
     for r in read_topic(bootstrap, topic_of(VALID), timeout_s=120):
-        v = orjson.loads(r.value)
-        if "event_id" in v:
-            valid_ids.add(v["event_id"])
+        copies[_event_id(r.value)].append((r.partition, r.offset))
+    applied = {e for e, cs in copies.items() if any(c not in state_dead for c in cs)}
+    out.redelivered = sum(1 for e in applied for c in copies[e] if state_dead.get(c) == "duplicate")
+    reasons = collections.Counter(ingest_dead.values())
+    for e, cs in copies.items():
+        if e not in applied:
+            reasons[state_dead[cs[0]]] += 1
+    out.dead_by_reason = dict(reasons)
+    out.dead_lettered = sum(reasons.values())
     market = 0
     for logical, r in upstream:
-        if (r.topic, r.partition, r.offset) in dead_at:
+        if (r.topic, r.partition, r.offset) in ingest_dead:
             continue
-        event_id = _event_id(r.value)
         if logical == MARKET:
             market += 1
-        elif event_id not in valid_ids:
+        elif _event_id(r.value) not in copies:
             out.lost += 1
-    out.processed = len(valid_ids - state_dead_ids) + market
+    out.processed = len(applied) + market
     seen = collections.Counter()
     for r in sorted(read_topic(bootstrap, topic_of(COMMANDS), timeout_s=120), key=lambda r: (r.partition, r.offset)):
         c = orjson.loads(r.value)
@@ -207,6 +214,9 @@ class Row:
 
 
 def row(scenario: str, live: Outcome, clean: Outcome, recovery_s: float | None, note: str = "") -> Row:
+    if live.redelivered:
+        note = f"{note}; " if note else ""
+        note += f"{live.redelivered} redelivered copies dropped as duplicates"
     return Row(scenario, live.events_in, live.processed, live.dead_lettered, len(live.decisions), len(live.commands),
                live.duplicate_command_ids, live.lost, len(differing(live.decisions, clean.decisions)),
                len(differing(live.commands, clean.commands)), None if recovery_s is None else round(recovery_s, 1),
