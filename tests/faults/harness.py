@@ -117,7 +117,9 @@ def live_outcome(bootstrap: str, topic_of, upstream: list) -> Outcome:
     # applied when one of its copies was; a copy the account step dropped as a duplicate is only a redelivery.
     copies: dict = collections.defaultdict(list)
     for r in read_topic(bootstrap, topic_of(VALID), timeout_s=120):
-        copies[_event_id(r.value)].append((r.partition, r.offset))
+        event_id = _event_id(r.value)
+        if event_id is not None:      # not the alignment's watermark records
+            copies[event_id].append((r.partition, r.offset))
     applied = {e for e, cs in copies.items() if any(c not in state_dead for c in cs)}
     out.redelivered = sum(1 for e in applied for c in copies[e] if state_dead.get(c) == "duplicate")
     reasons = collections.Counter(ingest_dead.values())
