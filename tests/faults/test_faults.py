@@ -1,6 +1,9 @@
 """The fault-injection suite (issue 13, point 3): each scenario runs the same seeded workload on Apache Kafka with
 one fault and compares what it left on the broker with a clean run (tests/faults/harness.py).
 
+The workload (8 h of event time across every upstream topic) is published before the processes start, so each
+scenario also reads a backlog, as a pipeline does after any outage; the faults strike while it is read.
+
 Every scenario asserts lost events 0, duplicate command ids 0 and differing decisions 0 (scenario 6 asserts its
 own figures), and adds a row to the table printed at the end of the session (and written to
 ``var/faults/table.md``): the README's Reliability section shows it. ``RS_FAULT_EVENTS`` sets the workload size
@@ -88,12 +91,11 @@ def test_worker_sigkill_and_restart(kafka_broker, tmp_path, load, closer_policy)
     kill_share = random.Random(SEED).uniform(0.2, 0.7)
     try:
         pol = ("--policy", str(closer_policy))
+        run.produce(load.records)
         worker = run.start("worker", *pol, name="worker-1")
         actuator = run.start("actuator", "--breaker-max-count", str(BREAKER_MAX), name="actuator")
         worker.wait_ready(90)
         actuator.wait_ready(90)
-        run.produce(load.records)
-        n_valid = len(load.records)
         wait_for(f"{kill_share:.0%} of valid records committed",
                  lambda: prog.valid_committed() >= kill_share * len(load.rest), timeout=600, every=0.2)
         worker.kill()
@@ -104,7 +106,6 @@ def test_worker_sigkill_and_restart(kafka_broker, tmp_path, load, closer_policy)
         wait_for("progress after the restart", lambda: prog.valid_committed() > before, timeout=120, every=0.2)
         recovery = time.monotonic() - t0
         finish(run, prog, worker, 0)
-        del n_valid
     finally:
         prog.close()
         run.close()
@@ -118,12 +119,12 @@ def test_two_workers_one_sigkilled(kafka_broker, tmp_path, load, closer_policy):
     kill_share = random.Random(SEED + 2).uniform(0.2, 0.7)
     try:
         pol = ("--policy", str(closer_policy))
+        run.produce(load.records)
         survivor = run.start("worker", *pol, name="worker-a")
         victim = run.start("worker", *pol, name="worker-b")
         actuator = run.start("actuator", "--breaker-max-count", str(BREAKER_MAX), name="actuator")
         for p in (survivor, victim, actuator):
             p.wait_ready(120)
-        run.produce(load.records)
         wait_for(f"{kill_share:.0%} of valid records committed",
                  lambda: prog.valid_committed() >= kill_share * len(load.rest), timeout=600, every=0.2)
         victim.kill()
@@ -146,11 +147,11 @@ def test_actuator_sigkill_during_a_wave_of_closes(kafka_broker, tmp_path, load, 
     prog = Progress(run)
     down = Downstream(run.bootstrap, run.topic("riskstream.commands"))
     try:
+        run.produce(load.records)
         worker = run.start("worker", "--policy", str(closer_policy), name="worker")
         actuator = run.start("actuator", "--breaker-max-count", str(BREAKER_MAX), name="actuator-1")
         worker.wait_ready(90)
         actuator.wait_ready(90)
-        run.produce(load.records)
         wait_for("a wave of CLOSE commands downstream", lambda: down.count("CLOSE") >= 40, timeout=600, every=0.2)
         actuator.kill()
         t0 = time.monotonic()
@@ -181,11 +182,11 @@ def test_broker_outage_of_30_seconds(tmp_path, load, closer_policy):
     run = run_on(info, tmp_path)
     prog = Progress(run)
     try:
+        run.produce(load.records)
         worker = run.start("worker", "--policy", str(closer_policy), name="worker")
         actuator = run.start("actuator", "--breaker-max-count", str(BREAKER_MAX), name="actuator")
         worker.wait_ready(90)
         actuator.wait_ready(90)
-        run.produce(load.records)
         wait_for("40% of valid records committed", lambda: prog.valid_committed() >= 0.4 * len(load.rest),
                  timeout=600, every=0.2)
         prog.close()
@@ -220,11 +221,11 @@ def test_slow_downstream_loses_nothing(kafka_broker, tmp_path, load, closer_poli
                                          "auto.offset.reset": "earliest", "enable.auto.commit": True})
     consumer.subscribe([run.topic("riskstream.commands")])
     try:
+        run.produce(load.records)
         worker = run.start("worker", "--policy", str(closer_policy), name="worker")
         actuator = run.start("actuator", "--breaker-max-count", str(BREAKER_MAX), name="actuator")
         worker.wait_ready(90)
         actuator.wait_ready(90)
-        run.produce(load.records)
         while len(got) < 20:
             msg = consumer.poll(0.5)
             if msg is not None and not msg.error():
