@@ -10,6 +10,7 @@ account's events follow in event-time order. Order 2: the account is opened and 
 
 from __future__ import annotations
 
+import dataclasses
 import time
 
 import orjson
@@ -109,9 +110,12 @@ def test_market_as_of_event_time_in_two_arrival_orders(pipeline, broker, tmp_pat
           f"market_index_change_7d {f1['market_index_change_7d']:.4f} / {f2['market_index_change_7d']:.4f}, "
           f"market_shock {f1['market_shock']:.0f} / {f2['market_shock']:.0f}, "
           f"drawdown_sum_1h {f1['drawdown_sum_1h']:.0f} / {f2['drawdown_sum_1h']:.0f}, "
-          f"features equal {f1 == f2}, states equal {s1 == s2}")
+          f"features equal {f1 == f2}, states equal but for the apply position "
+          f"{dataclasses.replace(s1, last_offset=0) == dataclasses.replace(s2, last_offset=0)}")
     assert s1.watermark == s2.watermark == w
-    assert s1 == s2
+    # Equal but for the apply position: where in its valid partition each run released the last event (it counts
+    # the watermark records before it, docs/time.md), bookkeeping for re-reads, not account data.
+    assert dataclasses.replace(s1, last_offset=0) == dataclasses.replace(s2, last_offset=0)
     assert f1 == f2, {k: (f1[k], f2[k]) for k in f1 if f1[k] != f2[k]}
     assert f1["market_index_change_7d"] == pytest.approx(75.0 / 100.0 - 1.0)
     assert f1["market_shock"] == 1.0
