@@ -70,6 +70,8 @@ def judge(name: str, run, policy: Path, recovery_s: float | None, note: str = ""
     clean = clean_outcome(up, model_config=run.model_config, policy_path=policy, breaker_max_count=BREAKER_MAX,
                           **clean_kw)
     r = row(name, live, clean, recovery_s, note)
+    for i in harness.differing(live.decisions, clean.decisions)[:6]:
+        print(f"differs {i}: live {live.decisions.get(i)}\n    clean {clean.decisions.get(i)}")
     print(f"\n{name}: dead letters live {live.dead_by_reason}, clean {clean.dead_lettered}; commands live "
           f"{live.commands_by_action}, clean {clean.commands_by_action}")
     ROWS.append(r)
