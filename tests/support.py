@@ -52,3 +52,17 @@ def wait_for(what: str, cond, timeout: float = 120, every: float = 0.25):
             return v
         time.sleep(every)
     raise AssertionError(f"timed out after {timeout}s waiting for: {what}")
+
+
+def close_everyone_policy(name: str, version: int, reason: str) -> str:
+    """A policy text with one rule: an immediate CLOSE of every credit line, whatever its PD (a poison policy)."""
+    import yaml
+
+    return yaml.safe_dump({
+        "name": name, "version": version, "mode": "live",
+        "segments": {"credit_line": {"thresholds": {"warn_pd": 0.1, "limit_pd": 0.2, "close_pd": 0.4}}},
+        "actions": {"CLOSE": {"cooldown": "0s", "hysteresis": False, "grace": "72h"}},
+        "rules": [{"id": "close-everyone", "product": "credit_line",
+                   "when": [{"fact": "pd", "op": ">=", "value": 0}],
+                   "action": "CLOSE", "immediate": True, "reason": reason}]},
+        sort_keys=False)

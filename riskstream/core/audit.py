@@ -25,7 +25,7 @@ import sys
 
 import orjson
 
-KINDS = ("decision", "command", "override", "policy_change", "breaker")
+KINDS = ("decision", "command", "override", "policy_change", "breaker", "control_refused")
 GENESIS = "0" * 64
 
 

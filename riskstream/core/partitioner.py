@@ -10,6 +10,8 @@ True
 
 from __future__ import annotations
 
+import functools
+
 
 def murmur2(data: bytes) -> int:
     """The 32-bit murmur2 hash Kafka's Java client uses (signed result, as in Java)."""
@@ -40,4 +42,9 @@ def murmur2(data: bytes) -> int:
 
 def partition_for(key: bytes, partitions: int) -> int:
     """The partition Kafka's default partitioner picks for a keyed record."""
+    return _partition(key if key.__class__ is bytes else bytes(key), partitions)
+
+
+@functools.lru_cache(maxsize=65_536)  # keys repeat (one per account): hash each once
+def _partition(key: bytes, partitions: int) -> int:
     return (murmur2(key) & 0x7FFFFFFF) % partitions

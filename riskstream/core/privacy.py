@@ -16,12 +16,12 @@ from __future__ import annotations
 import functools
 import hashlib
 import hmac
-import os
+from riskstream.core.secrets import DEV_VALUES, read_secret
 
 __all__ = ["Pseudonymizer", "SECRET_ENV", "DEV_SECRET"]
 
 SECRET_ENV = "RISKSTREAM_PSEUDONYM_SECRET"
-DEV_SECRET = b"riskstream-dev-pseudonym-secret-not-for-production"
+DEV_SECRET = DEV_VALUES[SECRET_ENV][1]
 
 
 class Pseudonymizer:
@@ -46,15 +46,13 @@ class Pseudonymizer:
 
     @classmethod
     def from_env(cls, environ=None, **kwargs) -> "Pseudonymizer":
-        """Build from `RISKSTREAM_PSEUDONYM_SECRET`.
+        """Build from `RISKSTREAM_PSEUDONYM_SECRET` (or the file named by `RISKSTREAM_PSEUDONYM_SECRET_FILE`).
 
         WARNING: without the variable this falls back to a fixed, public development secret, which makes
-        pseudonyms reversible by dictionary attack. Production must set the variable to a long random secret
+        pseudonyms reversible by dictionary attack; production mode refuses it. Set a long random secret
         (and keep it stable: changing it changes every hash, breaking equality features across the change).
         """
-        env = os.environ if environ is None else environ
-        secret = env.get(SECRET_ENV)
-        return cls(secret.encode("utf-8") if secret else DEV_SECRET, **kwargs)
+        return cls(read_secret(SECRET_ENV, environ) or DEV_SECRET, **kwargs)
 
     def __repr__(self) -> str:  # never show the secret
         return f"Pseudonymizer(hex_chars={self.hex_chars})"

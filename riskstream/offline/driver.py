@@ -55,7 +55,7 @@ class Followed:
 class OfflineDriver:
     def __init__(self, ctx: Context | None = None, *, config: PipelineConfig | None = None, learn: bool = True,
                  follow: Followed | None = None, on_output: Callable[[Out], None] | None = None,
-                 actuate: bool = True, route: bool = True):
+                 actuate: bool = True, route: bool = True, keep_audit: bool = True):
         self.ctx = ctx or Context(config or PipelineConfig())
         self.config = self.ctx.config
         self.accounts: dict[bytes, bytes] = {}
@@ -70,6 +70,7 @@ class OfflineDriver:
         self.on_output = on_output or (lambda out: None)
         self.actuate = actuate  # False: decisions are only returned (a caller feeds the actuator another order)
         self.route = route      # False: control messages the actuator emits are not routed back (a caller does)
+        self.keep_audit = keep_audit  # False: a long run that never reads `audit` does not hold one entry per input
 
     def _next_offset(self, topic: str, partition: int) -> int:
         o = self.offsets[(topic, partition)]
@@ -126,12 +127,16 @@ class OfflineDriver:
         res = actuate_batch(self.config, self.lines.get, [rec], self.sent)
         self.lines.update(res.dirty)
         self.sent.update(res.sent_ids)
-        self.audit.extend(res.audit)
+        if self.keep_audit:
+            self.audit.extend(res.audit)
         for o in res.outs:
             self.on_output(o)
             if o.topic == CONTROL:  # a breaker trip for every partition, as the control agent routes it live
                 if self.route:
-                    for r in route_control(o.value, self.config.partitions):
+                    routed = route_control(self.config, o.value)
+                    if self.keep_audit:
+                        self.audit.extend(routed.audit)
+                    for r in routed.outs:
                         self._actuate(Decision(r.key, r.value, r.partition, self._next_offset(DECISIONS, r.partition)))
             else:
                 self.counts["commands"] += 1

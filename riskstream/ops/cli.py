@@ -51,14 +51,54 @@ def _resolve_bootstrap(args) -> str:
     return info.bootstrap
 
 
+def _wait_for_broker(bootstrap: str, attempts: int | None = None, say=None) -> bool:
+    """Wait for the broker with backoff (one readable line a try, on stderr or to `say`); False, with the line
+    printed, once `attempts` are spent. Long-running commands wait for ever."""
+    from riskstream.core.errors import OperatorError
+    from riskstream.stream.reach import BrokerUnreachable, diagnose, wait_for_broker
+    from riskstream.stream.security import KafkaSecurity
+    from riskstream.stream.reach import authenticate
+    try:
+        security = KafkaSecurity.from_env()
+        tls = security.ssl_context()
+    except OperatorError as exc:
+        print(f"riskstream: {exc}", file=sys.stderr)
+        sys.exit(2)
+
+    def probe(b: str) -> str | None:  # the port, then a Kafka bootstrap (protocol and credentials)
+        return diagnose(b, tls=tls) or authenticate(b, security.aiokafka())
+    try:
+        wait_for_broker(bootstrap, attempts=attempts, probe=probe,
+                        say=say or (lambda line: print(f"riskstream: {line}", file=sys.stderr, flush=True)))
+        return True
+    except BrokerUnreachable as exc:
+        print(f"riskstream: {exc}", file=sys.stderr)
+        return False
+
+
 # -- broker ---------------------------------------------------------------------------------------------------------
+def _broker_sasl():
+    """`broker start --sasl`: the listener's user from the same variables the clients read."""
+    from riskstream.ops.broker.manager import Sasl
+    from riskstream.stream.security import KafkaSecurity
+    sec = KafkaSecurity.from_env({**os.environ, "RISKSTREAM_KAFKA_SECURITY_PROTOCOL": "SASL_PLAINTEXT",
+                                  "RISKSTREAM_KAFKA_SASL_MECHANISM":
+                                      os.environ.get("RISKSTREAM_KAFKA_SASL_MECHANISM") or "SCRAM-SHA-256"})
+    return Sasl(sec.sasl_mechanism, sec.sasl_username, sec.sasl_password)
+
+
 def cmd_broker(args) -> int:
+    from riskstream.core.errors import OperatorError
     from riskstream.ops.broker import manager
     state_dir = Path(args.state_dir) if args.state_dir else None
     if args.action == "start":
         try:
-            info = manager.start(args.kind, state_dir=state_dir, port=args.port,
+            sasl = _broker_sasl() if args.sasl else None
+            info = manager.start(args.kind, state_dir=state_dir, port=args.port, sasl=sasl,
                                  progress=lambda m: print(m, file=sys.stderr))
+        except OperatorError as exc:
+            print(f"riskstream broker: {exc}", file=sys.stderr)
+            return 2
         except manager.BrokerError as exc:
             print(f"riskstream broker: {exc}", file=sys.stderr)
             return 2
@@ -89,13 +129,56 @@ def cmd_topology(args) -> int:
     if args.action == "check":
         print(f"{topo.path}: ok ({len(topo.topics)} topics, {len(topo.agents)} agents)")
         return 0
-    report = apply_topology(topo, _resolve_bootstrap(args))
+    bootstrap = _resolve_bootstrap(args)
+    if not _wait_for_broker(bootstrap, attempts=4):
+        return 2
+    report = apply_topology(topo, bootstrap)
     print(report)
     return 1 if report.drift else 0
 
 
+# -- production mode ------------------------------------------------------------------------------------------------
+ROLE_SECRETS = {
+    "worker": ("RISKSTREAM_MODEL_KEY", "RISKSTREAM_PSEUDONYM_SECRET", "RISKSTREAM_CONTROL_KEYS"),
+    "actuator": ("RISKSTREAM_PSEUDONYM_SECRET", "RISKSTREAM_CONTROL_KEYS", "RISKSTREAM_CONTROL_KEY"),
+    "control": ("RISKSTREAM_CONTROL_KEY",),
+}
+
+
+def _env_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--env", choices=["development", "production"], default=None,
+                   help="production: refuse to start with a built-in development key (default: $RISKSTREAM_ENV, "
+                        "else development)")
+
+
+def refuse_dev_secrets(args, role: str) -> bool:
+    """Production mode with a development secret (or an unreadable one): print why, one operator error a line.
+    True when the command must stop."""
+    from riskstream.core import secrets
+    if getattr(args, "env", None):
+        os.environ[secrets.ENV_MODE] = args.env  # children and lazily read secrets see the same mode
+    problems = secrets.production_problems(needed=ROLE_SECRETS[role])
+    for exc in problems:
+        print(f"riskstream {role}: refusing to start in production mode: {exc}", file=sys.stderr)
+    return bool(problems)
+
+
+def _policy_signers(args) -> int:
+    """--policy-signers, else $RISKSTREAM_POLICY_SIGNERS (1, 2 or 3), else 1."""
+    from riskstream.core.errors import OperatorError
+    if args.policy_signers:
+        return args.policy_signers
+    value = os.environ.get("RISKSTREAM_POLICY_SIGNERS", "").strip() or "1"
+    if value not in ("1", "2", "3"):
+        raise OperatorError("environment", "RISKSTREAM_POLICY_SIGNERS", f"{value!r} is not 1, 2 or 3",
+                            "set it to 2 for maker-checker, or unset it")
+    return int(value)
+
+
 # -- worker / actuator ----------------------------------------------------------------------------------------------
 def _serve(args, build) -> int:
+    if refuse_dev_secrets(args, args.command):
+        return 2
     from riskstream.stream import logs, metrics
     from riskstream.stream.app import StreamSettings, run
     from riskstream.core.topology import load_topology
@@ -106,13 +189,24 @@ def _serve(args, build) -> int:
     from riskstream.core.steps import PipelineConfig
 
     topology = load_topology(args.topology)
-    config = PipelineConfig(partitions=topology.topic(VALID).partitions,
-                            model_config_path=Path(args.model_config) if args.model_config else None,
-                            breaker_max_count=args.breaker_max_count, breaker_max_share=args.breaker_max_share)
-    settings = StreamSettings(bootstrap=_resolve_bootstrap(args), topology=topology,
+    from riskstream.core.errors import OperatorError
+    try:  # the keyring and keys are read here: a bad one is an operator error, not a traceback
+        config = PipelineConfig(partitions=topology.topic(VALID).partitions,
+                                model_config_path=Path(args.model_config) if args.model_config else None,
+                                breaker_max_count=args.breaker_max_count, breaker_max_share=args.breaker_max_share,
+                                policy_signers=_policy_signers(args))
+        from riskstream.stream.security import KafkaSecurity
+        security = KafkaSecurity.from_env()
+    except OperatorError as exc:
+        print(f"riskstream {args.command}: {exc}", file=sys.stderr)
+        return 2
+    bootstrap = _resolve_bootstrap(args)
+    # Before Faust, which would exit with a traceback; the worker's lines go to its JSON log.
+    _wait_for_broker(bootstrap, say=__import__("logging").getLogger("riskstream.stream").warning)
+    settings = StreamSettings(bootstrap=bootstrap, topology=topology,
                               web_port=args.web_port, data_dir=args.data_dir,
                               policy_file=getattr(args, "policy", None), audit_log=args.audit_log,
-                              pipeline_config=config)
+                              pipeline_config=config, security=security)
     app = build(settings)
     run(app, loglevel=args.log_level.lower())
     return 0
@@ -140,7 +234,9 @@ def cmd_simulate(args) -> int:
                               facilities=20 if args.facilities is None else args.facilities, seed=args.seed,
                               start_ms=start, malformed_share=args.malformed, step_ms=args.step_ms),
                     producer_clock=lambda: int(time.time() * 1000))
-    sent = produce(_resolve_bootstrap(args), sim.wire(args.events), rate=args.rate,
+    bootstrap = _resolve_bootstrap(args)
+    _wait_for_broker(bootstrap)
+    sent = produce(bootstrap, sim.wire(args.events), rate=args.rate,
                    progress=not args.quiet)
     print(f"sent {sent} events", file=sys.stderr)
     return 0
@@ -187,7 +283,9 @@ def _simulate_population(args) -> int:
             write_truth(fh, pop.truth)
     if to_kafka:
         from riskstream.stream.produce import produce
-        sent = produce(_resolve_bootstrap(args), popmod.wire(pop.records), rate=args.rate, progress=not args.quiet)
+        bootstrap = _resolve_bootstrap(args)
+        _wait_for_broker(bootstrap)
+        sent = produce(bootstrap, popmod.wire(pop.records), rate=args.rate, progress=not args.quiet)
         print(f"sent {sent} events", file=sys.stderr)
     print(json.dumps(pop.summary, indent=1), file=sys.stderr)
     return 0
@@ -210,6 +308,11 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     b.add_argument("--port", type=int, help="listen port (default: a free loopback port)")
     b.add_argument("--state-dir", help="where broker.json, logs and data live (default: $RISKSTREAM_HOME/broker "
                                        "or ./var/broker)")
+    b.add_argument("--sasl", action="store_true",
+                   help="with start (Apache Kafka): serve clients on a SASL_PLAINTEXT listener for the user "
+                        "$RISKSTREAM_KAFKA_SASL_USERNAME with $RISKSTREAM_KAFKA_SASL_PASSWORD (or _FILE), mechanism "
+                        "$RISKSTREAM_KAFKA_SASL_MECHANISM (default SCRAM-SHA-256); export "
+                        "RISKSTREAM_KAFKA_SECURITY_PROTOCOL=SASL_PLAINTEXT for the clients")
     b.add_argument("--bootstrap", dest="bootstrap_only", action="store_true",
                    help="with status: print only HOST:PORT")
     b.set_defaults(func=cmd_broker)
@@ -236,12 +339,17 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
                        help="topology file (default: the topology.yaml shipped in the package)")
         w.add_argument("--data-dir", default="var/faust", help="Faust data directory")
         w.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+        _env_arg(w)
         w.add_argument("--audit-log", help=f"hash-chained audit file (default var/audit/{name}.jsonl)")
         w.add_argument("--model-config", metavar="FILE",
                        help="models.yaml overlay, key by key (default: the bundled riskstream/data/models.yaml)")
         if name == "worker":
             w.add_argument("--policy", help="champion policy file, watched for changes and hot-reloaded "
                                             "(default: the bundled riskstream/data/policies/default.yaml)")
+        w.add_argument("--policy-signers", type=int, choices=[1, 2, 3], default=None, metavar="N",
+                       help="distinct signers a policy version on the control topic needs before it goes live; 2 = "
+                            "maker-checker (default: $RISKSTREAM_POLICY_SIGNERS, else 1). Give workers and "
+                            "actuators the same N")
         w.add_argument("--breaker-max-count", type=int, default=200, metavar="N",
                        help="mass-close breaker: CLOSE+FREEZE in a sliding minute over all partitions that trip it "
                             "(default %(default)s; each decisions partition holds its share)")

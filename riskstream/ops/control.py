@@ -2,7 +2,15 @@
 
 Rules as data pushed to running operators: workers read every control message, validate a policy and swap it in
 (or refuse it and keep the old one); the actuator applies overrides and resets to the accounts they name. Every
-message carries an id and a time, so each is applied once and audited.
+message carries an id and a time, so each is applied once and audited, and is signed with this operator's key
+(`RISKSTREAM_CONTROL_KEY_ID` and `RISKSTREAM_CONTROL_KEY` or `_FILE`; `riskstream.core.signing`): an unsigned
+or altered one is refused by every reader.
+
+Maker-checker (workers run with `--policy-signers 2`): the maker writes a signed proposal instead of publishing
+it, the checker reviews it, co-signs it with their own key and publishes it::
+
+    riskstream control policy new.yaml --out proposal.json      # maker
+    riskstream control cosign proposal.json                      # checker: shows it, signs, publishes
 """
 
 from __future__ import annotations
@@ -23,21 +31,70 @@ def message(kind: str, **fields) -> dict:
             "time": fields.pop("time", None) or int(time.time() * 1000), **fields}
 
 
-def publish(bootstrap: str, msg: dict, topic: str = T_CONTROL) -> None:
+def publish(bootstrap: str, msg: dict, topic: str = T_CONTROL, *, signer=None, security=None) -> None:
+    """Publish `msg`, signed by `signer` (default: this environment's control key) unless it is signed already.
+    `security`: TLS/SASL settings (default: from the environment)."""
     from kafka import KafkaProducer
 
-    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", max_request_size=2 * 1024 * 1024)
+    from riskstream.core.signing import control_signer
+    from riskstream.stream.security import KafkaSecurity
+
+    if not msg.get("signatures"):
+        msg = (signer or control_signer()).sign(msg)
+    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", max_request_size=2 * 1024 * 1024,
+                             **(security or KafkaSecurity.from_env()).kafka_python())
     try:
         producer.send(topic, key=msg["kind"].encode(), value=orjson.dumps(msg)).get(timeout=30)
     finally:
         producer.close()
 
 
-def cmd_control(args) -> int:
-    from riskstream.ops.cli import _resolve_bootstrap
+def describe(msg: dict) -> str:
+    """What a checker reads before co-signing: kind, id, who signed, and for a policy its name, version, digest."""
+    import hashlib
 
-    by = args.by or "cli"
-    if args.what == "policy":
+    signed = ", ".join(s.get("key_id", "?") for s in msg.get("signatures") or ()) or "nobody"
+    line = f"{msg.get('kind')} control message {msg.get('control_id')} by {msg.get('by')!r}, signed by {signed}"
+    if msg.get("kind") == "policy":
+        from riskstream.core.policy import PolicyError, load_policy
+        text = msg.get("text", "")
+        try:
+            p = load_policy(text, source=str(msg.get("source") or "proposal"))
+            what = f"policy {p.name} v{p.version}"
+        except PolicyError as exc:
+            what = f"an INVALID policy ({exc})"
+        line += f"\n  {what}, text sha256 {hashlib.sha256(text.encode()).hexdigest()[:16]}, from {msg.get('source')}"
+    return line
+
+
+def cmd_control(args) -> int:
+    from riskstream.core.errors import OperatorError
+    from riskstream.core.signing import control_signer
+    from riskstream.ops.cli import _resolve_bootstrap, _wait_for_broker, refuse_dev_secrets
+
+    if refuse_dev_secrets(args, "control"):
+        return 2
+    try:
+        signer = control_signer()
+    except OperatorError as exc:
+        print(f"riskstream control: {exc}", file=sys.stderr)
+        return 2
+    by = args.by or signer.key_id
+    if args.what == "cosign":
+        try:
+            msg = orjson.loads(Path(args.target).read_bytes())
+        except (OSError, orjson.JSONDecodeError, TypeError) as exc:
+            print(f"riskstream control: {args.target}: <file>: not a readable proposal ({exc}). Fix: pass the file "
+                  f"`riskstream control ... --out FILE` wrote", file=sys.stderr)
+            return 2
+        if signer.key_id in {s.get("key_id") for s in msg.get("signatures") or ()}:
+            print(f"riskstream control: {args.target}: signatures: already signed by {signer.key_id!r}. Fix: a "
+                  f"checker co-signs with another key (RISKSTREAM_CONTROL_KEY_ID and RISKSTREAM_CONTROL_KEY)",
+                  file=sys.stderr)
+            return 2
+        print(describe(msg), file=sys.stderr)
+        msg = signer.sign(msg)
+    elif args.what == "policy":
         text = Path(args.target).read_text()
         if not args.no_check:
             from riskstream.core.policy import PolicyError, load_policy
@@ -55,8 +112,19 @@ def cmd_control(args) -> int:
         msg = message("manual", account_id=args.target, action=args.action, params={}, by=by, reason=args.reason)
     else:  # breaker-reset
         msg = message("breaker_reset", how=args.target or "release", by=by, reason=args.reason)
-    publish(_resolve_bootstrap(args), msg, args.topic)
-    print(f"published {msg['kind']} control message {msg['control_id']}")
+    if args.what != "cosign":
+        msg = signer.sign(msg)
+    if args.out:
+        Path(args.out).write_bytes(orjson.dumps(msg, option=orjson.OPT_INDENT_2))
+        print(f"wrote {msg['kind']} control message {msg['control_id']} signed by {signer.key_id} to {args.out}; "
+              f"a checker publishes it with: riskstream control cosign {args.out}")
+        return 0
+    bootstrap = _resolve_bootstrap(args)
+    if not _wait_for_broker(bootstrap, attempts=4):
+        return 2
+    publish(bootstrap, msg, args.topic)
+    signed = ", ".join(s["key_id"] for s in msg["signatures"])
+    print(f"published {msg['kind']} control message {msg['control_id']} signed by {signed}")
     return 0
 
 
@@ -67,15 +135,24 @@ def register(sub) -> None:
                                    "  riskstream control hold ACC000123 --reason 'court order 17'\n"
                                    "  riskstream control allow ACC000123\n"
                                    "  riskstream control manual ACC000123 --action REINSTATE\n"
-                                   "  riskstream control breaker-reset release     # or: drop",
+                                   "  riskstream control breaker-reset release     # or: drop\n"
+                                   "  riskstream control policy new.yaml --out p.json  # maker: sign, do not publish\n"
+                                   "  riskstream control cosign p.json             # checker: co-sign and publish\n"
+                                   "Signed with RISKSTREAM_CONTROL_KEY_ID and RISKSTREAM_CONTROL_KEY (or _FILE); "
+                                   "docs/operations.md, Security.",
                        formatter_class=__import__("argparse").RawDescriptionHelpFormatter)
     c.add_argument("what", choices=["policy", "hold", "release-hold", "allow", "disallow", "manual",
-                                    "breaker-reset"])
-    c.add_argument("target", nargs="?", help="policy file, account id, or release|drop for breaker-reset")
+                                    "breaker-reset", "cosign"])
+    c.add_argument("target", nargs="?", help="policy file, account id, release|drop for breaker-reset, or the "
+                                             "proposal file to cosign")
     c.add_argument("--action", default="REVIEW", help="with manual: the action (e.g. CLOSE, REINSTATE, WARN)")
     c.add_argument("--reason", default="", help="free text kept in the audit log")
     c.add_argument("--by", help="operator name for the audit log")
     c.add_argument("--no-check", action="store_true", help="publish a policy without validating it locally")
+    c.add_argument("--out", metavar="FILE", help="write the signed message here instead of publishing it (the maker "
+                                                 "of a maker-checker change)")
+    c.add_argument("--env", choices=["development", "production"], default=None,
+                   help="production: refuse the built-in development key (default: $RISKSTREAM_ENV)")
     c.add_argument("--topic", default=T_CONTROL, help=f"control topic (default {T_CONTROL})")
     c.add_argument("--bootstrap", default=__import__("os").environ.get("RISKSTREAM_BOOTSTRAP"), metavar="HOST:PORT")
     c.set_defaults(func=cmd_control)

@@ -147,12 +147,15 @@ def scrape(port: int) -> dict[str, float]:
     return out
 
 
-def read_topic(bootstrap: str, topic: str, *, idle_s: float = 2.0, timeout_s: float = 60) -> list:
+def read_topic(bootstrap: str, topic: str, *, idle_s: float = 2.0, timeout_s: float = 60, security=None) -> list:
     """All records of `topic` from the beginning, read by a fresh consumer with no group (no commits)."""
     from kafka import KafkaConsumer, TopicPartition
 
+    from riskstream.stream.security import KafkaSecurity
+
     consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None,
-                             auto_offset_reset="earliest", consumer_timeout_ms=int(idle_s * 1000))
+                             auto_offset_reset="earliest", consumer_timeout_ms=int(idle_s * 1000),
+                             **(security or KafkaSecurity.from_env()).kafka_python())
     try:
         parts = consumer.partitions_for_topic(topic) or set()
         tps = [TopicPartition(topic, p) for p in sorted(parts)]

@@ -33,14 +33,18 @@ def _config_values(described) -> dict[str, dict[str, str]]:
     return out
 
 
-def apply_topology(topo: Topology, bootstrap: str, *, timeout_s: float = 30) -> ApplyReport:
-    """Create missing topics; compare existing ones with the file and report drift. Idempotent."""
+def apply_topology(topo: Topology, bootstrap: str, *, timeout_s: float = 30, security=None) -> ApplyReport:
+    """Create missing topics; compare existing ones with the file and report drift. Idempotent. `security`:
+    TLS/SASL settings (default: from the environment)."""
     from kafka import KafkaAdminClient
+
+    from riskstream.stream.security import KafkaSecurity
     from kafka.admin import ConfigResource, ConfigResourceType, NewTopic
     from kafka.errors import TopicAlreadyExistsError
 
     admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="riskstream-topology",
-                             request_timeout_ms=int(timeout_s * 1000))
+                             request_timeout_ms=int(timeout_s * 1000),
+                             **(security or KafkaSecurity.from_env()).kafka_python())
     report = ApplyReport()
     try:
         existing = set(admin.list_topics())

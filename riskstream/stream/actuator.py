@@ -25,38 +25,51 @@ def build_actuator(s: StreamSettings) -> faust.App:
     topo = s.topology
     app = make_app(topo.topic_prefix + topo.agents["actuator"].group, s)
     agents = ("control", "actuator")
-    watch = install_watch(app, agents, install_lag_timer(app, s.bootstrap, topo, agents))
+    watch = install_watch(app, agents, install_lag_timer(app, s.bootstrap, topo, agents, security=s.security))
     pub = Publisher(app, topo)
     n = topo.topic(names.DECISIONS).partitions
     cfg = s.pipeline_config or PipelineConfig(partitions=n)
+    box: dict = {"settings": s, "breakers": {}}  # one audit file for both agents: one hash chain
     lines = app.Table("lines", default=None, key_type=bytes, value_type=bytes, partitions=n,
                       help="per-account credit-line state, and each partition's breaker")
 
     @app.agent(raw_topic(app, topo.name(names.CONTROL)), name="control")
     async def control(stream):
         async for batch in stream.take_events(BATCH_MAX, within=BATCH_WITHIN_S):
-            outs = [o for ev in batch for o in route_control(ev.message.value or b"", n)]
-            for o in outs:
-                if not o.topic:
-                    log.warning("a control message is not JSON: skipped")
-            await pub.publish(outs)
+            routed = [route_control(cfg, ev.message.value or b"", now_ms(),
+                                    source=f"{ev.message.topic}/{ev.message.partition}@{ev.message.offset}")
+                      for ev in batch]
+            refused = [r for r in routed if r.refused]
+            if refused:
+                shared_audit(box).extend(a for r in refused for a in r.audit)  # before anything else happens
+                for r in refused:
+                    metrics.CONTROL_REFUSED.labels(reason=r.refused).inc()
+                    log.warning("control message refused (%s): %s; see the audit log", r.refused,
+                                r.audit[0]["payload"]["detail"])
+            await pub.publish([o for r in routed for o in r.outs])
             watch.idle("control")
 
-    add_actuator_agent(app, s, cfg, pub, watch, lines)
+    add_actuator_agent(app, s, cfg, pub, watch, lines, box)
     return app
 
 
+def shared_audit(box: dict):
+    if "audit" not in box:
+        box["audit"] = audit_log(box["settings"], "actuator")
+    return box["audit"]
+
+
 def add_actuator_agent(app: faust.App, s: StreamSettings, cfg: PipelineConfig, pub: Publisher, watch,
-                       lines) -> None:
+                       lines, box: dict) -> None:
     topo = s.topology
     sent = SentCommands()
-    box: dict = {"breakers": {}}
 
     async def start() -> None:
-        if "audit" not in box:
-            box["audit"] = audit_log(s, "actuator")
+        if "sent_loaded" not in box:
+            shared_audit(box)
+            box["sent_loaded"] = True
             loaded = await load_sent_tail(sent, s.bootstrap, topo.name(names.COMMANDS),
-                                          topo.topic(names.COMMANDS).partitions)
+                                          topo.topic(names.COMMANDS).partitions, security=s.security)
             log.info("actuator: %d recent command ids loaded from the commands topic", loaded)
 
     @app.agent(raw_topic(app, topo.name(names.DECISIONS)), name="actuator")
@@ -74,7 +87,7 @@ def add_actuator_agent(app: faust.App, s: StreamSettings, cfg: PipelineConfig, p
             await pub.publish(res.outs)
             sent.update(res.sent_ids)
             watch.enter("actuator", "table")
-            write_table(lines, res.dirty, batch, cfg.partitions)
+            await write_table(pub, lines, res.dirty, batch, cfg.partitions)
             watch.idle("actuator")
             stamps = [ev.message.timestamp for ev in batch]
             observe.actuated(res, box["breakers"], [max(0.0, t / 1000 - min(stamps))] * len(res.outs))

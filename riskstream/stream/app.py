@@ -6,8 +6,9 @@ steps of `riskstream.core.steps`, persist what the steps return, commit, and upd
 records (`stream.observe`).
 
 Delivery is at least once. Each batch publishes its outputs and waits for the broker's acks *before* it writes the
-table, and the state keeps the last applied source offset: after a crash a replayed event is either recomputed into
-the same output (deterministic ids, deduplicated downstream) or skipped because the state already holds it.
+table, then waits for the table's changelog acks before its events are acked (so committable), and the state keeps
+the last applied source offset: after a crash a replayed event is either recomputed into the same output
+(deterministic ids, deduplicated downstream) or skipped because the state already holds it.
 """
 
 from __future__ import annotations
@@ -23,7 +24,8 @@ import faust
 
 from riskstream.core.steps import PipelineConfig
 from riskstream.core.topology import Topology, load_topology
-from riskstream.stream import resume, rewind
+from riskstream.stream import deliver, resume, rewind
+from riskstream.stream.security import KafkaSecurity
 from riskstream.stream.watch import BatchWatch
 
 log = logging.getLogger("riskstream.stream")
@@ -63,6 +65,7 @@ class StreamSettings:
     policy_file: str | None = None          # watched for changes (hot reload); None = the bundled policy
     audit_log: str | None = None            # hash-chained audit file; None = var/audit/<role>.jsonl
     pipeline_config: PipelineConfig | None = None
+    security: KafkaSecurity = dataclasses.field(default_factory=KafkaSecurity.from_env)  # every client's TLS/SASL
 
 
 def now_ms() -> int:
@@ -73,6 +76,7 @@ def make_app(app_id: str, s: StreamSettings) -> faust.App:
     """A Faust app tuned to join its group in about a second on a local broker (defaults take ~30 s)."""
     rewind.install()  # never skip the first records of a partition with no commit (see the module)
     resume.install()  # agents' partitions resume only after recovery's seek to their commits (see the module)
+    deliver.install()  # a record is handed to the agents inline, without 4 tasks, when nothing blocks
     datadir = Path(s.data_dir) / f"{app_id}-{os.getpid()}"
     datadir.parent.mkdir(parents=True, exist_ok=True)
     return faust.App(
@@ -97,8 +101,12 @@ def make_app(app_id: str, s: StreamSettings) -> faust.App:
         datadir=str(datadir),
         producer_linger_ms=5,
         producer_max_request_size=2 * 1024 * 1024,
+        # One record batch per partition for a whole batch of events (16 KiB, the default, split it into several,
+        # each a round trip: aiokafka has one request in flight per broker). Below brokers' 1 MB record limit.
+        producer_max_batch_size=256 * 1024,
         stream_wait_empty=False,
         table_cleanup_interval=3600,
+        **s.security.faust(),
     )
 
 

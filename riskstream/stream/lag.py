@@ -72,8 +72,12 @@ class LagMonitor:
     ``{(logical topic, partition): lag}``.
     """
 
-    def __init__(self, bootstrap: str, topo: Topology, agents: Iterable[str], *, client_id: str | None = None):
+    def __init__(self, bootstrap: str, topo: Topology, agents: Iterable[str], *, client_id: str | None = None,
+                 security=None):
+        from riskstream.stream.security import KafkaSecurity
+
         self.bootstrap = bootstrap
+        self.security = security or KafkaSecurity()
         self.topo = topo
         self.group, self.topics = group_topics(topo, agents)
         self.client_id = client_id or f"{self.group}-lag"
@@ -87,12 +91,13 @@ class LagMonitor:
         from aiokafka.admin import AIOKafkaAdminClient
 
         if self._admin is None:
-            admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap, client_id=self.client_id)
+            admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap, client_id=self.client_id,
+                                        **self.security.aiokafka())
             await admin.start()
             self._admin = admin
         if self._consumer is None:
             consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, group_id=None, enable_auto_commit=False,
-                                        client_id=self.client_id)
+                                        client_id=self.client_id, **self.security.aiokafka())
             await consumer.start()
             self._consumer = consumer
 
@@ -156,13 +161,13 @@ class LagMonitor:
 
 
 def install_lag_timer(app, bootstrap: str, topo: Topology, agents: Iterable[str],
-                      interval: float = INTERVAL_S) -> LagMonitor:
+                      interval: float = INTERVAL_S, security=None) -> LagMonitor:
     """Register a Faust timer on ``app`` that exports the lag of the partitions assigned to this process.
 
     A failed measurement (broker briefly away, rebalance in progress) is logged and retried at the next tick; it never
     disturbs the agents.
     """
-    monitor = LagMonitor(bootstrap, topo, agents, client_id=f"{app.conf.id}-lag")
+    monitor = LagMonitor(bootstrap, topo, agents, client_id=f"{app.conf.id}-lag", security=security)
     if monitor.group != app.conf.id:
         raise ValueError(f"lag monitor group {monitor.group!r} is not the app's group {app.conf.id!r}")
 

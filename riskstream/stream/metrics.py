@@ -64,6 +64,7 @@ DSCR_HORIZONS = (1, 2, 4)
 POLICY_ROLES = ("champion", "challenger")
 POLICY_RELOAD_RESULTS = ("accepted", "refused")
 SNAPSHOT_RESULTS = ("accepted", "tampered", "broken")
+CONTROL_REFUSED_REASONS = ("undecodable", "unsigned", "unknown_key", "bad_signature", "needs_checker")  # core.signing.REASONS
 #: Where a duplicate was recognised: re-sent input event, or a decision the actuator had already executed.
 DUPLICATE_STAGES = ("ingest", "actuator")
 
@@ -163,6 +164,13 @@ POLICY_RELOADS = Counter(
     ["result"],
     registry=registry,
 )
+CONTROL_REFUSED = Counter(
+    "riskstream_control_refused",
+    "Control messages refused because they were unsigned, tampered, signed by an unknown key, not JSON, or a policy "
+    "version short of its signers (reason).",
+    ["reason"],
+    registry=registry,
+)
 
 # --- actuator ----------------------------------------------------------------------------------------------------
 
@@ -257,6 +265,8 @@ def _initialise_fixed_series() -> None:
         PROCESSING_LATENCY.labels(stage=stage)
     for result in POLICY_RELOAD_RESULTS:
         POLICY_RELOADS.labels(result=result)
+    for reason in CONTROL_REFUSED_REASONS:
+        CONTROL_REFUSED.labels(reason=reason)
     for result in SNAPSHOT_RESULTS:
         MODEL_SNAPSHOT_LOADS.labels(result=result)
     for stage in DUPLICATE_STAGES:

@@ -6,6 +6,8 @@
 
 from __future__ import annotations
 
+from collections import Counter
+
 from riskstream.core.names import COMMANDS, DEAD, DECISIONS
 from riskstream.stream import metrics
 
@@ -17,28 +19,43 @@ _ACTUATOR_COUNTS = {
 
 
 def ingested(outs, topic: str, event_types) -> None:
+    """Count a batch's ingest outputs: one `inc(n)` per label set, not one per record."""
+    dead, consumed = Counter(), Counter()
     for o in outs:
-        if o.topic == DEAD:
-            metrics.DEAD_LETTERS.labels(reason=o.label).inc()
-            metrics.EVENTS_CONSUMED.labels(topic=topic, type="invalid").inc()
-        else:
-            metrics.EVENTS_CONSUMED.labels(topic=topic, type=metrics.bounded(o.label, event_types)).inc()
+        (dead if o.topic == DEAD else consumed)[o.label] += 1
+    for reason, n in dead.items():
+        metrics.DEAD_LETTERS.labels(reason=reason).inc(n)
+    if dead:
+        metrics.EVENTS_CONSUMED.labels(topic=topic, type="invalid").inc(sum(dead.values()))
+    for label, n in consumed.items():
+        metrics.EVENTS_CONSUMED.labels(topic=topic, type=metrics.bounded(label, event_types)).inc(n)
 
 
 def scored(outs, now_ms: int) -> None:
+    counts = Counter()
+    delays = []
     for o in outs:
         if o.topic == DECISIONS:
-            role, _, action = o.label.partition("/")
-            action = metrics.bounded(action, metrics.ACTIONS)
-            metrics.POLICY_DECISIONS.labels(role=role, action=action).inc()
-            if role == "champion":
-                metrics.DECISIONS.labels(action=action, reason_code=o.rule or "other").inc()
-                metrics.PROCESSING_LATENCY.labels(stage="event_to_decision").observe(
-                    max(0.0, (now_ms - o.at_ms) / 1000))
+            counts[("decision", o.label, o.rule)] += 1
+            if o.label.startswith("champion/"):
+                delays.append(max(0.0, (now_ms - o.at_ms) / 1000))
         elif o.topic == DEAD:
-            metrics.DEAD_LETTERS.labels(reason=o.label).inc()
-            if o.label in _DUPLICATE_REASONS:
-                metrics.DUPLICATES_SUPPRESSED.labels(stage=_DUPLICATE_REASONS[o.label]).inc()
+            counts[("dead", o.label, "")] += 1
+    for (what, label, rule), n in counts.items():
+        if what == "dead":
+            metrics.DEAD_LETTERS.labels(reason=label).inc(n)
+            if label in _DUPLICATE_REASONS:
+                metrics.DUPLICATES_SUPPRESSED.labels(stage=_DUPLICATE_REASONS[label]).inc(n)
+            continue
+        role, _, action = label.partition("/")
+        action = metrics.bounded(action, metrics.ACTIONS)
+        metrics.POLICY_DECISIONS.labels(role=role, action=action).inc(n)
+        if role == "champion":
+            metrics.DECISIONS.labels(action=action, reason_code=rule or "other").inc(n)
+    if delays:
+        histogram = metrics.PROCESSING_LATENCY.labels(stage="event_to_decision")
+        for d in delays:
+            histogram.observe(d)
 
 
 def trained(report: dict) -> None:

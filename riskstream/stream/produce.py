@@ -8,12 +8,16 @@ from typing import Iterable
 
 
 def produce(bootstrap: str, records: Iterable[tuple[str, bytes, bytes]], *, rate: float = 0,
-            progress: bool = False, every: int = 5000) -> int:
-    """Send every record, wait for all acks, return the count. `rate` > 0 caps events per second."""
+            progress: bool = False, every: int = 5000, security=None) -> int:
+    """Send every record, wait for all acks, return the count. `rate` > 0 caps events per second. `security`:
+    TLS/SASL settings (default: from the environment)."""
     from kafka import KafkaProducer
 
+    from riskstream.stream.security import KafkaSecurity
+
     producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=20, batch_size=256 * 1024,
-                             max_request_size=2 * 1024 * 1024, client_id="riskstream-simulator")
+                             max_request_size=2 * 1024 * 1024, client_id="riskstream-simulator",
+                             **(security or KafkaSecurity.from_env()).kafka_python())
     sent = 0
     t0 = time.monotonic()
     try:

@@ -8,6 +8,7 @@ import logging
 import orjson
 
 from riskstream.core.actuator import SentCommands
+from riskstream.stream.security import KafkaSecurity
 
 log = logging.getLogger("riskstream.stream")
 
@@ -19,8 +20,9 @@ class GlobalReader:
     decide with the same market, model and policy a replay would use.
     """
 
-    def __init__(self, bootstrap: str, topic: str, partitions: int, handler, name: str):
+    def __init__(self, bootstrap: str, topic: str, partitions: int, handler, name: str, security=None):
         self.bootstrap, self.topic, self.partitions, self.handler, self.name = bootstrap, topic, partitions, handler, name
+        self.security = security or KafkaSecurity()
         self.caught_up = asyncio.Event()
 
     async def run(self) -> None:
@@ -28,7 +30,7 @@ class GlobalReader:
 
         consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, group_id=None, enable_auto_commit=False,
                                     auto_offset_reset="earliest", client_id=f"riskstream-{self.name}-reader",
-                                    max_partition_fetch_bytes=4 * 1024 * 1024)
+                                    max_partition_fetch_bytes=4 * 1024 * 1024, **self.security.aiokafka())
         await consumer.start()
         try:
             # Partition count from topology.yaml: aiokafka has no metadata for topics it is not subscribed to.
@@ -55,12 +57,12 @@ class GlobalReader:
 
 
 async def load_sent_tail(sent: SentCommands, bootstrap: str, topic: str, partitions: int,
-                         per_partition: int = 20_000) -> int:
+                         per_partition: int = 20_000, security=None) -> int:
     """Seed the actuate step's sent-command ids from the tail of the commands topic (its durable copy)."""
     from aiokafka import AIOKafkaConsumer, TopicPartition
 
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False,
-                                client_id="riskstream-actuator-sent")
+                                client_id="riskstream-actuator-sent", **(security or KafkaSecurity()).aiokafka())
     await consumer.start()
     try:
         tps = [TopicPartition(topic, p) for p in range(partitions)]

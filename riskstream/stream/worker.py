@@ -111,9 +111,20 @@ class WorkerContext:
             log.info("model hot-swapped to %s", self.ctx.model_version)
 
     def on_control(self, raw: bytes, offset: int) -> None:
-        msg = orjson.loads(raw)
-        if isinstance(msg, dict) and msg.get("kind") == "policy":
-            self.offer_policy(msg.get("text", ""), f"control topic offset {offset}")
+        from riskstream.core.signing import Refused, refusal_audit, verify
+
+        cfg = self.ctx.config
+        checked = verify(raw, cfg.control_keys, policy_signers=cfg.policy_signers)
+        if isinstance(checked, Refused):
+            self.audit = self.audit or audit_log(self.s, f"worker-{os.getpid()}")
+            self.audit.extend([refusal_audit(raw, checked, time_ms=now_ms(), source=f"control offset {offset}")])
+            metrics.CONTROL_REFUSED.labels(reason=checked.reason).inc()
+            log.warning("control message at offset %d refused (%s): %s; see the audit log", offset, checked.reason,
+                        checked.detail)
+            return
+        if checked.msg.get("kind") == "policy":
+            self.offer_policy(checked.msg.get("text", ""), f"control topic offset {offset} signed by "
+                                                          f"{', '.join(checked.signers)}")
 
     def offer_policy(self, text: str, source: str) -> None:
         ok, err, change = self.ctx.offer_policy(text, source)
@@ -131,7 +142,8 @@ class WorkerContext:
         topo = self.s.topology
         for topic, handler, name in ((names.MARKET, self.on_market, "market"), (names.MODELS, self.on_model, "models"),
                                      (names.CONTROL, self.on_control, "control")):
-            r = GlobalReader(self.s.bootstrap, topo.name(topic), topo.topic(topic).partitions, handler, name)
+            r = GlobalReader(self.s.bootstrap, topo.name(topic), topo.topic(topic).partitions, handler, name,
+                             self.s.security)
             self.readers.append(r)
             asyncio.ensure_future(r.run())
 
@@ -140,7 +152,7 @@ def build_worker(s: StreamSettings) -> faust.App:
     topo = s.topology
     app = make_app(topo.topic_prefix + topo.agents["score"].group, s)
     agents = ("ingest", "market", "score", "trainer")
-    watch = install_watch(app, agents, install_lag_timer(app, s.bootstrap, topo, agents))
+    watch = install_watch(app, agents, install_lag_timer(app, s.bootstrap, topo, agents, security=s.security))
     wc = WorkerContext(s)
     pub = Publisher(app, topo)
     accounts = app.Table("accounts", default=None, key_type=bytes, value_type=bytes,
@@ -243,8 +255,9 @@ def add_ingest_agents(app: faust.App, s: StreamSettings, pub: Publisher, watch) 
                 outs = ingest_batch(cfg, items)
             else:
                 outs = [ingest(cfg, raw, src, physical_topic=phys) for raw, src, phys in items]
+            by_topic: dict = {}
             for out, (_, src, _) in zip((o for o in outs if o.label != "watermark"), items):
-                observe.ingested((out,), src.topic, EVENT_TYPES)
+                by_topic.setdefault(src.topic, []).append(out)
             if not keep_valid:
                 outs = [o for o in outs if o.topic != names.VALID]
             watch.enter(agent, "publish")
@@ -253,6 +266,8 @@ def add_ingest_agents(app: faust.App, s: StreamSettings, pub: Publisher, watch) 
                 idle.read(batch)  # after the publish: a caught-up mark must never overtake this batch's events
             watch.idle(agent)
             idle.last_batch = now_ms() / 1000
+            for logical, seen in by_topic.items():
+                observe.ingested(seen, logical, EVENT_TYPES)
             metrics.LAST_EVENT_TIMESTAMP.labels(topic=agent).set(now_ms() / 1000)
 
     @app.agent(sources, name="ingest")
@@ -292,11 +307,11 @@ def add_score_agent(app: faust.App, s: StreamSettings, wc: WorkerContext, pub: P
             res = account_batch(ctx, accounts.get, [Valid(ev.message.key, ev.message.value, ev.message.partition,
                                                           ev.message.offset) for ev in batch], topic=valid_name)
             watch.enter("score", "ahead")
-            await write_ahead(accounts, res.dirty, res.ahead, n)  # the versions it decided with, durable first
+            await write_ahead(pub, accounts, res.dirty, res.ahead, batch, n)  # the versions it decided with, first
             watch.enter("score", "publish")
             await pub.publish(res.outs)  # outputs before state: see stream.app
             watch.enter("score", "table")
-            write_table(accounts, res.dirty, batch, n, skip=res.ahead)
+            await write_table(pub, accounts, res.dirty, batch, n, skip=res.ahead)
             watch.idle("score")
             observe.scored(res.outs, now_ms())
             held = sum(int(accounts.get(portfolio_key(p)) or 0) for p in range(n))

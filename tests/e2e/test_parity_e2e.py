@@ -16,14 +16,13 @@ from pathlib import Path
 
 import orjson
 import pytest
-import yaml
 
 from riskstream.core.names import CONTROL, DECISIONS, MARKET, VALID, VERSIONS
 from riskstream.data import DEFAULT_POLICY
 from riskstream.ops import control
 from riskstream.ops.orchestrate import read_topic
 from tests.e2e.test_recovery import Progress, produce, simulated
-from tests.support import metric, wait_for
+from tests.support import close_everyone_policy, metric, wait_for
 
 pytestmark = [pytest.mark.slow, pytest.mark.kafka]
 
@@ -32,13 +31,7 @@ ACCOUNTS = 1000
 BREAKER_MAX = 8   # CLOSE+FREEZE a minute over the 4 partitions: the poison policy trips it at once
 MODEL_CONFIG = "trainer:\n  publish_every: 25\n"   # several model versions within the run
 # A poison policy that would close every line: the bundled champion's header, one immediate CLOSE for any PD.
-POISON = yaml.safe_dump({
-    "name": "e2e-poison", "version": 3, "mode": "live",
-    "segments": {"credit_line": {"thresholds": {"warn_pd": 0.1, "limit_pd": 0.2, "close_pd": 0.4}}},
-    "actions": {"CLOSE": {"cooldown": "0s", "hysteresis": False, "grace": "72h"}},
-    "rules": [{"id": "close-everyone", "product": "credit_line", "when": [{"fact": "pd", "op": ">=", "value": 0}],
-               "action": "CLOSE", "immediate": True, "reason": "a poison policy (end-to-end test)"}]},
-    sort_keys=False)
+POISON = close_everyone_policy("e2e-poison", 3, "a poison policy (end-to-end test)")
 
 
 def policy_version(text: str, version: int) -> str:

@@ -208,21 +208,50 @@ def test_end_to_end_on_a_small_population(tmp_path):
 
 
 def test_parity_with_a_plain_replay(tmp_path):
-    """The champion's decisions and commands in a backtest run (sweep copies beside it) equal those of a plain
-    replay of the same records with the bundled challenger: 0 differing ids."""
+    """The champion's decisions and commands in a backtest run (sweep copies beside it, the file read as a stream)
+    equal those of a plain replay of the same records with the bundled challenger: 0 differing ids."""
     from riskstream.core.steps import PipelineConfig
-    from riskstream.offline.backtest import _run_policy, load_events
+    from riskstream.offline.backtest import _run_policy, scan_events, stream_events
+    from riskstream.offline.files import entity_key
     from riskstream.offline.replay import replay
     pop = generate(PopulationConfig(accounts=30, facilities=2, days=200, seed=8, bad_share=0.2))
     ev = tmp_path / "ev.jsonl"
     with open(ev, "wb") as fh:
         write_events(fh, pop.records)
-    loaded = load_events(ev)
+    scan = scan_events(ev)
     shadow = tmp_path / "x.yaml"
     shadow.write_text(scaled_policy_text(load_policy(DEFAULT_POLICY).text, 0.5, "retail-champion x0.5"))
-    run = _run_policy(loaded.records, DEFAULT_POLICY, now_ms=loaded.now_ms, shadow_paths=(shadow,))
-    ref = replay(loaded.records, now_ms=loaded.now_ms, config=PipelineConfig())
+    run = _run_policy(ev, DEFAULT_POLICY, now_ms=scan.now_ms, shadow_paths=(shadow,))
+    records = [(topic, entity_key(e).encode(), raw) for topic, e, raw in stream_events(ev)]
+    ref = replay(records, now_ms=scan.now_ms, config=PipelineConfig(), learn=True)  # as `riskstream replay`
     ref_dec = [orjson.loads(o.value) for o in ref.decisions]
-    ids = lambda ds: [d["decision_id"] for d in ds if d.get("role") == "champion"]
-    assert ids(run.decisions) == ids(ref_dec) and ids(run.decisions)
+    ids = [d["decision_id"] for d in ref_dec if d.get("role") == "champion"]
+    assert run.decision_ids == ids and ids
     assert [c["command_id"] for c in run.commands] == [o.ident for o in ref.commands]
+
+
+def test_parallel_runs_report_what_sequential_runs_report(tmp_path):
+    """Two policies in two worker processes give the figures the same runs give one after the other."""
+    from riskstream.data import CHALLENGER_POLICY
+    pop = generate(PopulationConfig(accounts=30, facilities=2, days=200, seed=5, bad_share=0.2, fraud_share=0.03))
+    ev, tr = tmp_path / "ev.jsonl", tmp_path / "tr.jsonl"
+    with open(ev, "wb") as fh:
+        write_events(fh, pop.records)
+    with open(tr, "wb") as fh:
+        write_truth(fh, pop.truth)
+    runs = [run_backtest(ev, tr, [DEFAULT_POLICY, CHALLENGER_POLICY], sweep=(1.0, 2.0), show_progress=False,
+                         jobs=jobs) for jobs in (1, 2)]
+    timing = {"throughput_ev_s", "throughput_ev_per_cpu_s", "seconds", "cpu_seconds", "peak_rss_mb"}
+    seq, par = ([{k: v for k, v in p.items() if k not in timing} for p in r["policies"]] for r in runs)
+    assert [p["policy"] for p in par] == ["retail-champion", "retail-challenger"]
+    assert par == seq
+    assert runs[1]["throughput"]["parallel_runs"] == 2 and runs[1]["throughput"]["events_per_s"] > 0
+
+
+def test_a_malformed_line_stops_the_parallel_runs(tmp_path):
+    from riskstream.data import CHALLENGER_POLICY
+    ev, tr = tmp_path / "ev.jsonl", tmp_path / "tr.jsonl"
+    ev.write_bytes(b'{"topic": "riskstream.events.behaviour", "event": {}}\nnot json\n')
+    tr.write_bytes(b'{"entity": "A", "outcome": "good", "time": null}\n')
+    with pytest.raises(FileFormatError, match="ev.jsonl:2: not JSON"):
+        run_backtest(ev, tr, [DEFAULT_POLICY, CHALLENGER_POLICY], show_progress=False, jobs=2)

@@ -20,7 +20,7 @@ from __future__ import annotations
 import struct
 
 from riskstream.core.account.state import AccountState
-from riskstream.core.varint import read_svarint, read_uvarint, write_svarint, write_uvarint
+from riskstream.core.varint import read_svarint, read_uvarint, write_uvarint, write_uvarints
 from riskstream.core.windows.codec import decode_buckets, encode_buckets, skip_buckets
 from riskstream.core.windows.spec import FeatureConfig, default_config
 
@@ -49,6 +49,10 @@ def _read_double(buf: bytes, pos: int) -> tuple[float, int]:
     return _DOUBLE.unpack_from(buf, pos)[0], pos + 8
 
 
+def _z(n: int) -> int:
+    return (n << 1) if n >= 0 else ((-n) << 1) - 1  # zig-zag, as write_svarint
+
+
 def encode_state(state: AccountState, *, config: FeatureConfig | None = None) -> bytes:
     """Compact binary form (varints relative to the watermark, fixed-point values); see :func:`decode_state`."""
     cfg = config or default_config()
@@ -56,66 +60,80 @@ def encode_state(state: AccountState, *, config: FeatureConfig | None = None) ->
     out = bytearray((_FORMAT,))
     optional = (state.dpd, state.statement, state.last_payment_time, state.last_drawdown_time, state.financials,
                 state.cashflow, state.milestone)
-    write_uvarint(out, sum(1 << i for i, v in enumerate(optional) if v is not None))
-    write_svarint(out, wm)
-    write_svarint(out, wm - state.opened_time)
-    write_svarint(out, state.last_offset)
-    _write_str(out, state.product)
-    _write_str(out, state.segment)
-    _write_double(out, state.limit)
-    write_svarint(out, state.balance)
-    write_uvarint(out, len(state.recent_ids))
+    # Unsigned ints (signed ones zig-zagged) are collected and written in one go before each piece of raw bytes.
+    product, segment = state.product.encode(), state.segment.encode()
+    write_uvarints(out, (sum(1 << i for i, v in enumerate(optional) if v is not None), _z(wm),
+                         _z(wm - state.opened_time), _z(state.last_offset), len(product)))
+    out += product
+    out.append(len(segment)) if len(segment) < 0x80 else write_uvarints(out, (len(segment),))
+    out += segment
+    out += _DOUBLE.pack(state.limit)
+    write_uvarints(out, (_z(state.balance), len(state.recent_ids)))
     for t, h in sorted((t, h) for h, t in state.recent_ids.items()):
-        write_svarint(out, wm - t)
+        write_uvarints(out, (_z(wm - t),))
         out += h.to_bytes(8, "big")
+    u: list[int] = []
     if state.dpd is not None:
         t, clears, days = state.dpd
-        write_svarint(out, wm - t)
-        write_uvarint(out, clears)
-        write_uvarint(out, days)
+        u += (_z(wm - t), clears, days)
     if state.statement is not None:
         t, due, due_date = state.statement
-        write_svarint(out, wm - t)
-        _write_double(out, due)
-        write_svarint(out, due_date - t)
+        u.append(_z(wm - t))
+        write_uvarints(out, u)
+        u.clear()
+        out += _DOUBLE.pack(due)
+        u.append(_z(due_date - t))
     if state.last_payment_time is not None:
-        write_svarint(out, wm - state.last_payment_time)
+        u.append(_z(wm - state.last_payment_time))
     if state.last_drawdown_time is not None:
-        write_svarint(out, wm - state.last_drawdown_time)
+        u.append(_z(wm - state.last_drawdown_time))
     for reg in (state.financials, state.cashflow):
         if reg is not None:
-            write_svarint(out, wm - reg[0])
-            _write_double(out, reg[1])
-            _write_double(out, reg[2])
+            u.append(_z(wm - reg[0]))
+            write_uvarints(out, u)
+            u.clear()
+            out += _DOUBLE.pack(reg[1])
+            out += _DOUBLE.pack(reg[2])
     if state.milestone is not None:
         t, planned, actual, pct = state.milestone
-        write_svarint(out, wm - t)
-        write_svarint(out, planned - t)
-        write_svarint(out, actual - t if actual != -1 else 0)
-        out.append(actual != -1)
-        _write_double(out, pct)
-    write_uvarint(out, len(state.change_times))
-    for c in state.change_times:
-        write_svarint(out, wm - c)
-    write_uvarint(out, len(state.covenants))
+        u += (_z(wm - t), _z(planned - t), _z(actual - t if actual != -1 else 0), actual != -1)
+        write_uvarints(out, u)
+        u.clear()
+        out += _DOUBLE.pack(pct)
+    u.append(len(state.change_times))
+    u += [_z(wm - c) for c in state.change_times]
+    u.append(len(state.covenants))
+    write_uvarints(out, u)
     for name in sorted(state.covenants):
         t, value, threshold, is_max = state.covenants[name]
         _write_str(out, name)
-        write_svarint(out, wm - t)
-        _write_double(out, value)
-        _write_double(out, threshold)
+        write_uvarints(out, (_z(wm - t),))
+        out += _DOUBLE.pack(value)
+        out += _DOUBLE.pack(threshold)
         out.append(is_max)
-    windows = [(name, b) for name, b in sorted(state.windows.items()) if b and name in cfg.by_name]
-    write_uvarint(out, len(windows))
+    by_name = cfg.by_name
+    windows = [(name, b) for name, b in sorted(state.windows.items()) if b and name in by_name]
+    write_uvarints(out, (len(windows),))
     for name, buckets in windows:
-        spec = cfg.by_name[name]
-        _write_str(out, name)
-        write_uvarint(out, spec.stats_mask)
-        write_uvarint(out, spec.granularity)
+        spec = by_name[name]
+        out += _window_header(spec)
         encode_buckets(out, buckets, spec, wm // spec.granularity)
     return bytes(out)
 
 
+_HEADERS: dict = {}
+
+
+def _window_header(spec) -> bytes:
+    """A window's name, slot mask and granularity as written before its buckets (the same for every state)."""
+    key = (spec.name, spec.stats_mask, spec.granularity)
+    header = _HEADERS.get(key)
+    if header is None:
+        buf = bytearray()
+        _write_str(buf, spec.name)
+        write_uvarints(buf, (spec.stats_mask, spec.granularity))
+        header = _HEADERS[key] = bytes(buf)
+    return header
 
 
 def decode_state(data: bytes, *, config: FeatureConfig | None = None) -> AccountState:

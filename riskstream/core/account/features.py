@@ -39,7 +39,7 @@ from riskstream.core.market import (
 from riskstream.core.account.feature_list import BEHAVIOUR_FEATURES, FEATURE_NAMES, FEATURES, features_markdown
 from riskstream.core.account.state import AccountState, open_account
 from riskstream.core.durations import DAY, HOUR
-from riskstream.core.windows.buckets import VALUE_SCALE, aggregate
+from riskstream.core.windows.buckets import COUNT, KEYS, SUM, VALUE_SCALE
 from riskstream.core.windows.spec import FeatureConfig, default_config
 
 __all__ = ["BEHAVIOUR_FEATURES", "FEATURES", "FEATURE_NAMES", "compute_features", "feature_hash", "features_markdown"]
@@ -49,8 +49,25 @@ _VELOCITY_HOURS = 30 * 24
 _RATIO_CAP = 10.0
 
 
-def _agg(state: AccountState, cfg: FeatureConfig, name: str, horizon: int, as_of: int) -> dict:
-    return aggregate(state.windows.get(name, {}), cfg.by_name[name], horizon, as_of)
+def _sel(state: AccountState, cfg: FeatureConfig, name: str, horizon: int, as_of: int) -> list:
+    """The buckets of window `name` inside `horizon` as of `as_of` (as `aggregate` selects them)."""
+    buckets = state.windows.get(name)
+    if not buckets:
+        return []
+    g = cfg.by_name[name].granularity
+    hi = as_of // g
+    lo = hi - horizon // g
+    return [b for idx, b in buckets.items() if lo < idx <= hi]
+
+
+# The few aggregates the features read, straight from the selected buckets: the same arithmetic as `aggregate`
+# (exact integer sums, one division), without building its dict of every aggregate per call.
+def _count(sel: list) -> int:
+    return sum([b[COUNT] for b in sel])
+
+
+def _sum(sel: list) -> float:
+    return sum([b[SUM] for b in sel]) / VALUE_SCALE
 
 
 def compute_features(state: AccountState, *, as_of: int, market: MarketHistory | None,
@@ -60,29 +77,31 @@ def compute_features(state: AccountState, *, as_of: int, market: MarketHistory |
     Windows are exact for ``as_of >= state.watermark - allowed_lateness`` (older buckets have expired).
     """
     cfg = config or default_config()
-    dd_1h = _agg(state, cfg, "drawdown_short", HOUR, as_of)
-    dd_sum_30d = _agg(state, cfg, "drawdown_long", 30 * DAY, as_of)["sum"]
-    paid_90d = _agg(state, cfg, "payments", 90 * DAY, as_of)["sum"]
-    due_90d = _agg(state, cfg, "amount_due", 90 * DAY, as_of)["sum"]
+    dd_1h = _sel(state, cfg, "drawdown_short", HOUR, as_of)
+    dd_1h_sum = _sum(dd_1h)
+    dd_sum_30d = _sum(_sel(state, cfg, "drawdown_long", 30 * DAY, as_of))
+    paid_90d = _sum(_sel(state, cfg, "payments", 90 * DAY, as_of))
+    due_90d = _sum(_sel(state, cfg, "amount_due", 90 * DAY, as_of))
     baseline = max(dd_sum_30d / _VELOCITY_HOURS, cfg.velocity_baseline_floor)
+    devices = _sel(state, cfg, "devices", 7 * DAY, as_of)
     f: dict[str, float] = {
-        "drawdown_sum_1h": float(dd_1h["sum"]),
-        "drawdown_count_1h": float(dd_1h["count"]),
+        "drawdown_sum_1h": float(dd_1h_sum),
+        "drawdown_count_1h": float(_count(dd_1h)),
         "drawdown_sum_30d": float(dd_sum_30d),
-        "drawdown_velocity_ratio": dd_1h["sum"] / baseline,
+        "drawdown_velocity_ratio": dd_1h_sum / baseline,
         "utilisation": max(state.balance, 0) / VALUE_SCALE / state.limit if state.limit > 0 else 0.0,
-        "failed_logins_24h": float(_agg(state, cfg, "login_failed", 24 * HOUR, as_of)["count"]),
-        "distinct_devices_7d": float(_agg(state, cfg, "devices", 7 * DAY, as_of)["distinct"]),
+        "failed_logins_24h": float(_count(_sel(state, cfg, "login_failed", 24 * HOUR, as_of))),
+        "distinct_devices_7d": float(len(set().union(*[b[KEYS] for b in devices]))),
         "new_device_before_drawdown": _new_device_before_drawdown(state, cfg),
         "days_past_due": _days_past_due(state, as_of),
-        "missed_payments_90d": float(_agg(state, cfg, "missed_payments", 90 * DAY, as_of)["count"]),
-        "partial_payments_90d": float(_agg(state, cfg, "partial_payments", 90 * DAY, as_of)["count"]),
+        "missed_payments_90d": float(_count(_sel(state, cfg, "missed_payments", 90 * DAY, as_of))),
+        "partial_payments_90d": float(_count(_sel(state, cfg, "partial_payments", 90 * DAY, as_of))),
         "payment_to_due_ratio_90d": min(paid_90d / due_90d, _RATIO_CAP) if due_90d > 0 else 1.0,
         "days_since_last_payment": max(as_of - (state.last_payment_time if state.last_payment_time is not None
                                                 else state.opened_time), 0) / DAY,
-        "bureau_inquiries_30d": float(_agg(state, cfg, "bureau_inquiries", 30 * DAY, as_of)["count"]),
-        "external_delinquencies_90d": float(_agg(state, cfg, "external_delinquencies", 90 * DAY, as_of)["count"]),
-        "new_debt_sum_90d": float(_agg(state, cfg, "new_debt", 90 * DAY, as_of)["sum"]),
+        "bureau_inquiries_30d": float(_count(_sel(state, cfg, "bureau_inquiries", 30 * DAY, as_of))),
+        "external_delinquencies_90d": float(_count(_sel(state, cfg, "external_delinquencies", 90 * DAY, as_of))),
+        "new_debt_sum_90d": float(_sum(_sel(state, cfg, "new_debt", 90 * DAY, as_of))),
     }
     f.update(_project_features(state, as_of))
     f.update(_market_features(state, as_of, market, cfg))

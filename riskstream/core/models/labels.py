@@ -31,8 +31,10 @@ import collections
 import dataclasses
 import itertools
 
+import msgspec
 import orjson
 
+from riskstream.core.account.feature_list import FEATURE_NAMES
 from riskstream.core.models.config import load_config
 
 __all__ = ["LabeledExample", "LabelTracker"]
@@ -66,6 +68,11 @@ class LabelTracker:
         self.counts = collections.Counter()
 
     # -- snapshots -------------------------------------------------------------------------------------------
+    def due(self, entity: str, t: int) -> bool:
+        """Whether `snapshot(entity, t, ...)` would keep one (False: too soon after the last; nothing changes)."""
+        snaps = self._open.get(entity)
+        return not snaps or t - snaps[-1]["t"] >= self.config["min_snapshot_gap_ms"]
+
     def snapshot(self, entity: str, t: int, features: dict) -> bool:
         """Keep a copy of `features` as of event time `t`; returns False when skipped (too soon after the last)."""
         snaps = self._open.setdefault(entity, [])
@@ -166,19 +173,62 @@ class LabelTracker:
         return LabeledExample(entity, snap["t"], snap["features"], bad)
 
     # -- persistence ------------------------------------------------------------------------------------------
+    # Format 2 (msgpack): [2, open, statements, order, counts]; a snapshot's features are a flat list of
+    # (index into FEATURE_NAMES, or the name if it is not declared) and value, in their order, whole non-zero values
+    # as ints (every feature is a float: they decode to the same float). Format 1 (JSON, a dict) is still read.
     def encode(self) -> bytes:
-        return orjson.dumps({"v": 1, "open": self._open, "statements": self._statements,
-                             "order": list(self._order), "counts": dict(self.counts)})
+        index = _FEATURE_INDEX
+        entities = {e: i for i, e in enumerate(self._open)}
+        open_ = []
+        for entity, snaps in self._open.items():
+            packed = []
+            for snap in snaps:
+                flat = []
+                for k, v in snap["features"].items():
+                    flat.append(index.get(k, k))
+                    flat.append(int(v) if v and v.is_integer() and -_EXACT_INT < v < _EXACT_INT else v)  # not -0.0
+                packed.append([snap["id"], snap["t"], snap["late"], snap["window"], flat])
+            open_.append([entity, packed])
+        statements = [[entity, [[sid, st["issued"], st["due_date"], st["amount_due"], st["paid"], st["on_time"]]
+                                for sid, st in sts.items()]] for entity, sts in self._statements.items()]
+        order = [[entities.get(e, e), sid] for e, sid in self._order]
+        return _ENCODE([2, open_, statements, order, dict(self.counts)])
+
+    def as_reloaded(self) -> "LabelTracker":
+        """Make this tracker what ``decode(encode())`` gives (in place): ids restart after the newest open one."""
+        self.n_open = sum(len(s) for s in self._open.values())
+        self._ids = itertools.count(1 + max((s["id"] for ss in self._open.values() for s in ss), default=-1))
+        return self
 
     @classmethod
     def decode(cls, blob: bytes, config: dict | None = None) -> "LabelTracker":
-        data = orjson.loads(blob)
         tracker = cls(config)
-        tracker._open = data["open"]
-        tracker._statements = data["statements"]
-        tracker._order = collections.deque(tuple(o) for o in data["order"])
-        tracker.n_open = sum(len(s) for s in tracker._open.values())
-        tracker.counts = collections.Counter(data["counts"])
-        start = 1 + max((s["id"] for ss in tracker._open.values() for s in ss), default=-1)
-        tracker._ids = itertools.count(start)
-        return tracker
+        if blob[:1] == b"{":  # format 1
+            data = orjson.loads(blob)
+            tracker._open = data["open"]
+            tracker._statements = data["statements"]
+            tracker._order = collections.deque(tuple(o) for o in data["order"])
+            counts = data["counts"]
+        else:
+            version, open_, statements, order, counts = _DECODE(blob)
+            if version != 2:
+                raise ValueError(f"unsupported label tracker format {version!r}")
+            names = FEATURE_NAMES
+            tracker._open = {entity: [
+                {"id": sid, "t": t, "features": {(names[k] if k.__class__ is int else k): float(v)
+                                                 for k, v in zip(flat[::2], flat[1::2])},
+                 "window": window, "late": late} for sid, t, late, window, flat in snaps]
+                for entity, snaps in open_}
+            tracker._statements = {entity: {
+                sid: {"issued": issued, "due_date": due, "amount_due": amount, "paid": paid, "on_time": on_time}
+                for sid, issued, due, amount, paid, on_time in sts} for entity, sts in statements}
+            entities = list(tracker._open)
+            tracker._order = collections.deque((entities[e] if e.__class__ is int else e, sid) for e, sid in order)
+        tracker.counts = collections.Counter(counts)
+        return tracker.as_reloaded()
+
+
+_FEATURE_INDEX = {name: i for i, name in enumerate(FEATURE_NAMES)}
+_EXACT_INT = 2 ** 53  # whole floats below this are ints exactly
+_ENCODE = msgspec.msgpack.Encoder().encode
+_DECODE = msgspec.msgpack.Decoder().decode

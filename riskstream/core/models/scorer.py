@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from typing import Callable
 
 from river import linear_model, optim, preprocessing, stats
 
@@ -132,8 +133,11 @@ class Scorer:
 
     def _dense(self, x: dict) -> dict[str, float]:
         # Every known feature is present (0 if missing) so the scaler sees zeros too; unknown new keys are kept.
-        out = {k: 0.0 for k in self.features}
+        out = dict.fromkeys(self.features, 0.0)
         for k, v in x.items():
+            if v.__class__ is float:  # the usual case, as below without the calls
+                out[k] = v if v - v == 0.0 else 0.0  # inf - inf and nan - nan are nan: not finite
+                continue
             try:
                 out[k] = float(v)
             except (TypeError, ValueError):
@@ -164,18 +168,23 @@ class Scorer:
         return self._pd_of(self._dense(x))
 
     def predict_one(self, x: dict) -> Score:
+        score, explain = self.predict_lazy(x)
+        return dataclasses.replace(score, reasons=explain())
+
+    def predict_lazy(self, x: dict) -> tuple[Score, Callable[[], tuple[Reason, ...]]]:
+        """`predict_one` without the reasons: the Score has none, the function returns them when called.
+
+        Reasons cost more than the PD and only a decision needs them, so the account step asks for them only then.
+        """
         xd = self._dense(x)
         z = self.scaler.transform_one(xd) if self.kind == "logistic" else None
         pd = self._pd_of(xd, z)
         if self.n_learned == 0:
             pd = 0.5  # an untrained model knows nothing: say so plainly rather than an arbitrary value
         cfg = self.config
-        return Score(
-            pd=pd,
-            score=pd_to_score(pd, base_points=cfg["base_points"], base_odds=cfg["base_odds"], pdo=cfg["pdo"]),
-            reasons=self._reasons(xd, pd, z),
-            model_version=self.model_version,
-        )
+        score = Score(pd=pd, score=pd_to_score(pd, base_points=cfg["base_points"], base_odds=cfg["base_odds"],
+                                               pdo=cfg["pdo"]), reasons=(), model_version=self.model_version)
+        return score, lambda: self._reasons(xd, pd, z)
 
     def _reasons(self, xd: dict[str, float], pd: float, z: dict[str, float] | None) -> tuple[Reason, ...]:
         if self.n_learned == 0:

@@ -5,8 +5,9 @@ where ``HMAC = HMAC-SHA256(key, version u64 || payload)`` and ``payload = pickle
 verifies the HMAC BEFORE unpickling (pickle of untrusted bytes runs code) and raises `TamperedSnapshot` otherwise;
 a signed payload that is not a working scorer raises `BrokenSnapshot`. Both are `RefusedSnapshot`: the old model stays.
 
-The key comes from the environment variable ``RISKSTREAM_MODEL_KEY``. WARNING: without it `model_key()` returns a
-fixed development key, which anyone can read in this source: set the variable in every real deployment.
+The key comes from ``RISKSTREAM_MODEL_KEY`` or the file named by ``RISKSTREAM_MODEL_KEY_FILE``
+(:mod:`riskstream.core.secrets`). WARNING: without either `model_key()` returns a fixed development key, which
+anyone can read in this source; production mode (``RISKSTREAM_ENV=production``) refuses to start with it.
 
 >>> from riskstream.core.models.scorer import make_scorer
 >>> blob = dump_snapshot(make_scorer({}), version=3, key=b"k")
@@ -25,7 +26,6 @@ from __future__ import annotations
 import collections
 import hashlib
 import hmac
-import os
 import pickle
 import struct
 
@@ -33,12 +33,13 @@ from riskstream.core.models.config import load_config
 from riskstream.core.models.drift import DriftMonitor
 from riskstream.core.models.labels import LabeledExample
 from riskstream.core.models.scorer import Scorer, make_scorer
+from riskstream.core.secrets import DEV_VALUES, secret_or_dev
 
 __all__ = ["RefusedSnapshot", "TamperedSnapshot", "BrokenSnapshot", "dump_snapshot", "load_snapshot", "model_key", "Trainer", "DEV_KEY"]
 
 MAGIC = b"RSM1"
 _HEADER = struct.Struct(">4sQQ32s")
-DEV_KEY = b"riskstream-dev-model-key-NOT-FOR-PRODUCTION"
+DEV_KEY = DEV_VALUES["RISKSTREAM_MODEL_KEY"][1]
 
 
 class RefusedSnapshot(ValueError):
@@ -54,9 +55,8 @@ class BrokenSnapshot(RefusedSnapshot):
 
 
 def model_key() -> bytes:
-    """The signing key from ``RISKSTREAM_MODEL_KEY`` (UTF-8), else the development key (insecure)."""
-    value = os.environ.get("RISKSTREAM_MODEL_KEY")
-    return value.encode() if value else DEV_KEY
+    """The signing key from ``RISKSTREAM_MODEL_KEY`` (or ``_FILE``), else the development key (insecure)."""
+    return secret_or_dev("RISKSTREAM_MODEL_KEY")
 
 
 def _mac(key: bytes, version: int, payload: bytes) -> bytes:

@@ -41,8 +41,8 @@ import hashlib
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
-from riskstream.core.policy.loader import Group, Policy, Rule
-from riskstream.core.policy.vocabulary import OPS
+from riskstream.core.policy.compiled import compiled
+from riskstream.core.policy.loader import Policy, Rule
 
 
 @dataclass(frozen=True)
@@ -80,36 +80,6 @@ def decision_id(account_id, event_id, policy_name, policy_version) -> str:
     return hashlib.sha256(key.encode("utf-8")).hexdigest()[:24]
 
 
-def _holds(node, facts, thresholds, margins=None) -> bool:
-    if isinstance(node, Group):
-        results = (_holds(p, facts, thresholds, margins) for p in node.parts)
-        return all(results) if node.kind == "all" else any(results)
-    value = facts.get(node.fact)
-    if value is None:
-        return False  # a fact we do not know never triggers an action
-    rhs = thresholds[node.threshold] if node.threshold else node.value
-    if isinstance(rhs, str) or isinstance(value, str):
-        if not (isinstance(rhs, str) and isinstance(value, str)):
-            return False
-        return OPS[node.op](value, rhs)
-    if margins:
-        m = margins.get(node.fact, 0.0)
-        if node.op in (">", ">="):
-            rhs = rhs - m
-        elif node.op in ("<", "<="):
-            rhs = rhs + m
-    try:
-        return OPS[node.op](float(value), rhs)
-    except (TypeError, ValueError):
-        return False
-
-
-def _applies(rule: Rule, product, segment) -> bool:
-    if product not in rule.products:
-        return False
-    return rule.segments is None or segment in rule.segments
-
-
 def _params(policy: Policy, rule: Rule, facts: dict, t: int) -> dict:
     spec = policy.actions[rule.action].params
     p: dict = {}
@@ -143,38 +113,35 @@ def _clean_memory(memory) -> dict:
 
 
 def decide(policy: Policy, facts: dict, reasons_from_model, ctx: dict, memory: dict | None):
-    """Return `(Decision | None, new_memory)` for one account's current facts; `memory` is not modified."""
+    """Return `(Decision | None, new_memory)` for one account's current facts; `memory` is not modified.
+
+    `reasons_from_model` is a list of texts, or a function returning one (called only if a decision is made).
+    """
     mem = _clean_memory(memory)
-    product, segment = facts.get("product"), facts.get("segment")
-    thresholds = policy.thresholds.get(product)
-    if thresholds is None:
+    product = facts.get("product")
+    plan = compiled(policy).plan(product, facts.get("segment"))
+    if plan is None:
         return None, mem
     t = int(ctx["event_time"])
-    known_ids = set()
-    candidates = []
-    for rule in policy.rules:
-        if not _applies(rule, product, segment):
+    off = mem["off"]
+    was_off = frozenset(off) if off else frozenset()
+    if was_off:
+        for rule, _holds_now, holds_in_band, _margins in plan.rules:
+            if rule.id in was_off and not holds_in_band(facts):
+                off.remove(rule.id)  # re-armed now; its own condition is false anyway
+    last_by_action = mem["last"]
+    # Candidates in rank order (action_order, then file order): the first one not cooling down decides.
+    for rule, holds_now, _holds_in_band, margins in plan.ranked:
+        if rule.id in was_off or not holds_now(facts):
+            continue  # disarmed (still inside the hysteresis band, or re-armed just now), or not true
+        last = last_by_action.get(rule.action)
+        if last is not None and t - last < policy.actions[rule.action].cooldown_ms:
             continue
-        known_ids.add(rule.id)
-        margins = rule.hysteresis if rule.hysteresis is not None else policy.actions[rule.action].hysteresis
-        if rule.id in mem["off"]:
-            if _holds(rule.when, facts, thresholds, margins or {}):
-                continue  # still inside the hysteresis band: stays disarmed
-            mem["off"].remove(rule.id)
-            continue  # re-armed now; its own condition is false anyway
-        if _holds(rule.when, facts, thresholds):
-            candidates.append((policy.rank(rule.action), rule.index, rule, margins))
-    candidates.sort(key=lambda c: (c[0], c[1]))
-    for _, _, rule, margins in candidates:
-        spec = policy.actions[rule.action]
-        last = mem["last"].get(rule.action)
-        if last is not None and t - last < spec.cooldown_ms:
-            continue
-        mem["last"][rule.action] = t
-        if margins is not None and rule.id not in mem["off"]:
-            mem["off"].append(rule.id)
+        last_by_action[rule.action] = t
+        if margins is not None and rule.id not in off:
+            off.append(rule.id)
         reasons = [rule.reason]
-        for r in reasons_from_model or ():
+        for r in (reasons_from_model() if callable(reasons_from_model) else reasons_from_model) or ():
             if r not in reasons:
                 reasons.append(r)
         d = Decision(
@@ -187,8 +154,19 @@ def decide(policy: Policy, facts: dict, reasons_from_model, ctx: dict, memory: d
         )
         return d, mem
     # forget disarmed ids of rules the (reloaded) policy no longer has, so memory stays small
-    mem["off"] = [r for r in mem["off"] if r in known_ids]
+    if off:
+        mem["off"] = [r for r in off if r in plan.known_ids]
     return None, mem
+
+
+def _once(fn):
+    memo: list = []
+
+    def call():
+        if not memo:
+            memo.append(fn())
+        return memo[0]
+    return call
 
 
 def decide_all(champion: Policy, challengers, facts: dict, reasons_from_model, ctx: dict, memories: dict | None):
@@ -207,6 +185,8 @@ def decide_all(champion: Policy, challengers, facts: dict, reasons_from_model, c
     """
     memories = dict(memories or {})
     out = []
+    if callable(reasons_from_model):
+        reasons_from_model = _once(reasons_from_model)
     d, memories["champion"] = decide(champion, facts, reasons_from_model, ctx, memories.get("champion"))
     if d is not None:
         out.append(d)

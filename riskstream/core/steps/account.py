@@ -36,6 +36,7 @@ from riskstream.core.steps.ingest import dead
 from riskstream.core.steps.records import Out
 
 RESTRICTIVE = ("WARN", "REDUCE_LIMIT", "FREEZE", "CLOSE")  # a cure is only news to a line that had one of these
+_RESTRICTIVE = frozenset(RESTRICTIVE)
 # Outcomes of the state step that become dead letters (reason codes from riskstream.core.contracts.REASONS).
 STATE_REJECTIONS = {
     "late": "event time is older than the account's watermark minus the allowed lateness",
@@ -189,16 +190,27 @@ def account_one(ctx: Context, record: bytes | None, value: bytes, *, offset: int
     event = orjson.loads(value)
     entity = event["entity"]
     rec = AccountRecord.decode(record)
-    state = decode_state(rec.state, config=cfg.features) if record else None
+    memo = getattr(ctx, "decoded", None)
+    parts = memo.take(entity, record) if memo is not None and record else None
+    if parts is not None:
+        state, tracker = parts  # the objects `record` was encoded from: decoding would give the same
+    else:
+        state = decode_state(rec.state, config=cfg.features) if record else None
+        tracker = None
     state, outcome = apply_event(state, event, offset=offset if position is None else position, config=cfg.features)
     if outcome == "already_applied":
+        if parts is not None:
+            memo.put(entity, record, parts)  # unchanged
         return None, []
     if outcome in STATE_REJECTIONS:
         letter = dead(value, topic, partition, offset, Rejected(outcome, STATE_REJECTIONS[outcome]),
                       event["event_time"])
         if state is None:
             return None, [letter]
-        return rec._replace(state=encode_state(state, config=cfg.features)).encode(), [letter]
+        new = rec._replace(state=encode_state(state, config=cfg.features)).encode()
+        if memo is not None:
+            memo.put(entity, new, (state, tracker))
+        return new, [letter]
     if outcome != "applied":
         return None, []
 
@@ -209,7 +221,12 @@ def account_one(ctx: Context, record: bytes | None, value: bytes, *, offset: int
     facts["product"], facts["segment"] = state.product, state.segment
     cf_bytes = _facility_facts(ctx, state, event, rec.cashflow, features, facts)
 
-    score = ctx.model.predict_one(features)
+    model = ctx.model
+    if hasattr(model, "predict_lazy"):
+        score, explain = model.predict_lazy(features)  # reasons only for a decision that is made
+    else:
+        score = model.predict_one(features)
+        explain = lambda: score.reasons  # noqa: E731
     facts["pd"], facts["score"] = score.pd, float(score.score)
     anomaly = getattr(ctx.model, "anomaly", None)
     facts["anomaly"] = anomaly.score_one(features) if anomaly is not None and state.product == "credit_line" else 0.0
@@ -217,16 +234,18 @@ def account_one(ctx: Context, record: bytes | None, value: bytes, *, offset: int
     facts["fraud_confirmed"] = 0.0
     facts["cured"] = 1.0 if event["type"] == "payment_received" and features.get("days_past_due", 0.0) == 0 else 0.0
 
-    lab_bytes = _labels(ctx, rec.labels, event, features, outs)
-    decisions, memories = _decide(ctx, event, features, facts, score, rec.memory, active_accounts)
+    tracker, lab_bytes, labels_changed = _labels(ctx, tracker, rec.labels, event, features, outs)
+    decisions, memories = _decide(ctx, event, features, facts, score, explain, rec.memory, active_accounts)
     outs.extend(decisions)
-    restricted = any(a in (memories.get("champion") or {}).get("last", {}) for a in RESTRICTIVE)
+    restricted = not _RESTRICTIVE.isdisjoint((memories.get("champion") or {}).get("last", {}))
     if facts["cured"] and restricted:
         outs.append(Out(DECISIONS, entity.encode(), orjson.dumps(
             {"kind": "cure", "account_id": entity, "event_id": event["event_id"], "event_time": t}), "cure/CURE"))
     new = AccountRecord(encode_state(state, config=cfg.features), orjson.dumps(memories, option=orjson.OPT_SORT_KEYS),
-                        lab_bytes, cf_bytes)
-    return new.encode(), outs
+                        lab_bytes, cf_bytes).encode()
+    if memo is not None:
+        memo.put(entity, new, (state, tracker.as_reloaded() if labels_changed else tracker))
+    return new, outs
 
 
 def _facility_facts(ctx: Context, state, event: dict, cf_bytes: bytes, features: dict, facts: dict) -> bytes:
@@ -248,14 +267,20 @@ def _facility_facts(ctx: Context, state, event: dict, cf_bytes: bytes, features:
     return cf_bytes
 
 
-def _labels(ctx: Context, lab_bytes: bytes, event: dict, features: dict, outs: list) -> bytes:
-    """Delayed labels: snapshot the features as of now, resolve older snapshots with this repayment event."""
+def _labels(ctx: Context, tracker, lab_bytes: bytes, event: dict, features: dict, outs: list):
+    """Delayed labels: snapshot the features as of now, resolve older snapshots with this repayment event.
+
+    `tracker` is the decoded `lab_bytes` if the caller has it already (else None). Returns it, its bytes and
+    whether it changed: a behaviour event inside the snapshot gap changes nothing, so nothing is re-encoded.
+    """
     from riskstream.core.models.labels import LabelTracker
 
     cfg = ctx.config
     t = event["event_time"]
-    tracker = LabelTracker.decode(lab_bytes, ctx.model_config) if lab_bytes else LabelTracker(ctx.model_config)
-    if event["family"] == "repayment":
+    if tracker is None:
+        tracker = LabelTracker.decode(lab_bytes, ctx.model_config) if lab_bytes else LabelTracker(ctx.model_config)
+    changed = event["family"] == "repayment"
+    if changed:
         for ex in tracker.on_repayment(event):
             outs.append(Out(LABELS, b"label", orjson.dumps({
                 "kind": "label", "entity": cfg.pseudonymizer.pseudonym(ex.entity),
@@ -263,26 +288,31 @@ def _labels(ctx: Context, lab_bytes: bytes, event: dict, features: dict, outs: l
                 "label": bool(ex.label)}), "label"))
     # Zeros are left out (the scorer reads a missing feature as 0): most features are 0 for most accounts,
     # and the snapshots are most of the account record.
-    tracker.snapshot(event["entity"], t, {k: v for k, v in features.items() if v})
+    if tracker.due(event["entity"], t):
+        tracker.snapshot(event["entity"], t, {k: v for k, v in features.items() if v})
+        changed = True
     if event["family"] == "behaviour" and zlib.crc32(event["event_id"].encode()) % cfg.behaviour_sample == 0:
         outs.append(Out(LABELS, b"behaviour", orjson.dumps({
             "kind": "behaviour", "features": {k: features.get(k, 0.0) for k in BEHAVIOUR_FEATURES}}), "behaviour"))
-    return tracker.encode()
+    return tracker, (tracker.encode() if changed else lab_bytes), changed
 
 
-def _decide(ctx: Context, event: dict, features: dict, facts: dict, score, mem_bytes: bytes, active_accounts: int):
+def _decide(ctx: Context, event: dict, features: dict, facts: dict, score, explain, mem_bytes: bytes,
+            active_accounts: int):
     from riskstream.core.policy import decide_all
 
     entity, t = event["entity"], event["event_time"]
     ctx_ = {"account_id": entity, "event_id": event["event_id"], "event_time": t,
-            "model_version": ctx.model_version, "feature_hash": feature_hash(features)}
+            "model_version": ctx.model_version, "feature_hash": None}  # hashed below, only for a decision
     memories = orjson.loads(mem_bytes) if mem_bytes else {}
-    decisions, memories = decide_all(ctx.policies.policy, ctx.challengers, facts, [r.text for r in score.reasons],
-                                     ctx_, memories)
+    decisions, memories = decide_all(ctx.policies.policy, ctx.challengers, facts,
+                                     lambda: [r.text for r in explain()], ctx_, memories)
     producer_time = event.get("producer_time", t)
     outs = []
+    fhash = feature_hash(features) if decisions else None
     for d in decisions:
         body = d.to_dict()
+        body["feature_hash"] = fhash
         body["pd"], body["score"] = round(score.pd, 6), score.score
         body["producer_time"] = producer_time
         body["active_accounts"] = active_accounts

@@ -63,10 +63,11 @@ def new_breaker(config: PipelineConfig) -> MassCloseBreaker:
                             min_count_for_share=config.breaker_min_count_for_share)
 
 
-def trip_announcement(partition: int, breaker: MassCloseBreaker, now: int) -> Out:
-    """The control message that trips every other partition's breaker (its id is deterministic)."""
+def trip_announcement(partition: int, breaker: MassCloseBreaker, now: int, signer) -> Out:
+    """The control message, signed, that trips every other partition's breaker (its id and bytes are
+    deterministic)."""
     cid = hashlib.blake2b(b"trip/%d/%d/%d" % (partition, breaker.trips, now), digest_size=12).hexdigest()
-    msg = {"kind": "breaker_trip", "control_id": cid, "partition": partition, "time": now}
+    msg = signer.sign({"kind": "breaker_trip", "control_id": cid, "partition": partition, "time": now})
     return Out(CONTROL, b"breaker_trip", orjson.dumps(msg), "breaker_trip", cid)
 
 
@@ -128,7 +129,7 @@ def actuate_batch(config: PipelineConfig, get: Callable[[bytes], bytes | None], 
                 counts["breaker_" + r["payload"]["event"]] += 1
             audit.extend(a)
             if breaker.tripped and not was_tripped:
-                outs.append(trip_announcement(rec.partition, breaker, now))
+                outs.append(trip_announcement(rec.partition, breaker, now, config.control_signer))
             send(passed)
             dirty[rec.key] = encode_line(new)
         dirty[breaker_key(rec.partition)] = orjson.dumps(breaker.encode())

@@ -1,6 +1,7 @@
 """The slowly changing context every step reads: configuration, market history, model and policies.
 
-It holds no per-account or per-partition state: that is the steps' own, passed in and returned. The drivers swap
+It holds no per-account or per-partition state: that is the steps' own, passed in and returned (`decoded` is only a
+bounded memo of records this process wrote, consulted for byte-equal records: see steps.memo). The drivers swap
 its parts (a new market event, model snapshot or policy version) between batches, and the account step records
 on the `versions` topic from which offset each version was used, so a replay can follow the same versions.
 
@@ -21,6 +22,8 @@ from riskstream.core.market import apply_market, new_history
 from riskstream.core.names import TOPOLOGY, VALID
 from riskstream.core.policy import Policy, PolicyHolder, load_policy
 from riskstream.core.privacy import Pseudonymizer
+from riskstream.core.signing import Keyring, Signer, control_keyring, control_signer
+from riskstream.core.steps.memo import DecodedRecords
 from riskstream.core.windows import FeatureConfig, default_config
 from riskstream.data import CHALLENGER_POLICY, DEFAULT_POLICY
 
@@ -39,6 +42,10 @@ class PipelineConfig:
     behaviour_sample: int = 8          # 1 in N behaviour events trains the anomaly model (deterministic by id)
     partitions: int = TOPOLOGY.topic(VALID).partitions  # valid = decisions partitions: per-partition state
     model_config_path: Path | None = None  # models.yaml overlay (None: the bundled models.yaml)
+    control_keys: Keyring = dataclasses.field(default_factory=control_keyring)  # verifies control messages
+    control_signer: Signer = dataclasses.field(default_factory=control_signer)  # signs the breaker trips it emits
+    policy_signers: int = 1            # distinct signers a policy version needs (2 = maker-checker)
+    decoded_records: int = 8192        # accounts whose decoded record is kept next to its bytes (0 = none)
     # Upstream source partitions ("topic/partition") the account step aligns (steps.align, docs/time.md), and how
     # many events a valid partition may hold back before the oldest go early.
     sources: tuple[str, ...] = dataclasses.field(default_factory=lambda: default_sources(TOPOLOGY))
@@ -67,6 +74,8 @@ class Context:
         self.known_models = {self.model_version: self.model}
         self.known_policies = {_policy_key(self.policies.policy): self.policies.policy}
         self._views: dict = {}
+        # Not state: decoded objects of records this process wrote, used only for byte-equal records (steps.memo).
+        self.decoded = DecodedRecords(self.config.decoded_records)
 
     @property
     def model_version(self) -> str:

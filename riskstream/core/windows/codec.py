@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from riskstream.core.varint import read_svarint, read_uvarint, write_svarint, write_uvarint
+from riskstream.core.varint import read_svarint, read_uvarint, write_uvarints
 from riskstream.core.windows.buckets import COUNT, KEYS, LAST_T, LAST_V, MAX, MIN, SUM
 
 if TYPE_CHECKING:
@@ -31,26 +31,37 @@ __all__ = ["decode_buckets", "encode_buckets", "skip_buckets"]
 
 def encode_buckets(out: bytearray, buckets: dict[int, list], spec: WindowSpec, base_index: int) -> None:
     """Append a window's buckets; indices are stored relative to ``base_index`` (the watermark's bucket)."""
-    write_uvarint(out, len(buckets))
     g = spec.granularity
+    keeps_sum, keeps_min, keeps_max, keeps_last, keeps_keys = (spec.keeps_sum, spec.keeps_min, spec.keeps_max,
+                                                               spec.keeps_last, spec.keeps_keys)
+    u = [len(buckets)]  # unsigned ints to write (signed ones zig-zagged), flushed before raw bytes
+    add = u.append
     for idx in sorted(buckets, reverse=True):
         b = buckets[idx]
-        write_svarint(out, base_index - idx)
-        write_uvarint(out, b[COUNT])
-        if spec.keeps_sum:
-            write_svarint(out, b[SUM])
-        if spec.keeps_min:
-            write_svarint(out, b[MIN])
-        if spec.keeps_max:
-            write_svarint(out, b[MAX])
-        if spec.keeps_last:
-            write_uvarint(out, b[LAST_T] - idx * g)
-            write_svarint(out, b[LAST_V])
-        if spec.keeps_keys:
+        d = base_index - idx
+        add((d << 1) if d >= 0 else ((-d) << 1) - 1)
+        add(b[COUNT])
+        if keeps_sum:
+            v = b[SUM]
+            add((v << 1) if v >= 0 else ((-v) << 1) - 1)
+        if keeps_min:
+            v = b[MIN]
+            add((v << 1) if v >= 0 else ((-v) << 1) - 1)
+        if keeps_max:
+            v = b[MAX]
+            add((v << 1) if v >= 0 else ((-v) << 1) - 1)
+        if keeps_last:
+            add(b[LAST_T] - idx * g)
+            v = b[LAST_V]
+            add((v << 1) if v >= 0 else ((-v) << 1) - 1)
+        if keeps_keys:
             keys = b[KEYS]
-            write_uvarint(out, len(keys))
+            add(len(keys))
+            write_uvarints(out, u)
+            u.clear()
             for k in sorted(keys):
                 out += k.to_bytes(8, "big")
+    write_uvarints(out, u)
 
 
 def decode_buckets(buf: bytes, pos: int, spec: WindowSpec | _Layout, base_index: int) -> tuple[dict[int, list], int]:

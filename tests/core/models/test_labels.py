@@ -1,3 +1,6 @@
+import copy
+
+import orjson
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -136,3 +139,38 @@ def test_features_computed_after_the_snapshot_never_reach_learn_one():
                 trainer.learn(example)
     assert spy.learned == [({"computed_at_day": 10.0}, True)]
     assert all(x["computed_at_day"] <= 10 for x, _ in spy.learned)
+
+
+def _tracker_with_history():
+    from riskstream.core.account.feature_list import FEATURE_NAMES
+
+    tr = LabelTracker({"bad_dpd": 30, "horizon_cycles": 2, "min_snapshot_gap_ms": 0, "max_open_per_entity": 3})
+    for i in range(5):
+        tr.snapshot("a1", 1_000 * i, {FEATURE_NAMES[0]: 0.1 * i + 1e-9, FEATURE_NAMES[3]: 2.0, "not_declared": 1.5,
+                                      FEATURE_NAMES[5]: -3.0, FEATURE_NAMES[6]: 2.0 ** 60, FEATURE_NAMES[7]: -0.0})
+    tr.on_repayment({"type": "statement_issued", "entity": "a1", "event_time": 10_000,
+                     "payload": {"statement_id": "s1", "due_date": 20_000, "amount_due": 50.0}})
+    tr.on_repayment({"type": "payment_partial", "entity": "a1", "event_time": 11_000,
+                     "payload": {"statement_id": "s1", "amount": 20.0}})
+    return tr
+
+
+def _view(tr):
+    return (tr._open, tr._statements, list(tr._order), dict(tr.counts), tr.n_open, next(copy.copy(tr._ids)))
+
+
+def test_compact_encoding_round_trips_exactly_and_reads_the_json_format():
+    import math
+
+    tr = _tracker_with_history()
+    blob = tr.encode()
+    back = LabelTracker.decode(blob, tr.config)
+    assert _view(back) == _view(tr.as_reloaded())
+    feats = [s["features"] for s in back._open["a1"]]
+    assert all(type(v) is float for f in feats for v in f.values())
+    assert all(math.copysign(1.0, f[k]) == -1.0 for f in feats for k in f if f[k] == 0)  # -0.0 kept
+    assert [list(f) for f in feats] == [list(s["features"]) for s in tr._open["a1"]]  # key order kept
+    v1 = orjson.dumps({"v": 1, "open": tr._open, "statements": tr._statements, "order": list(tr._order),
+                       "counts": dict(tr.counts)})
+    assert _view(LabelTracker.decode(v1, tr.config)) == _view(back)
+    assert len(blob) < len(v1) * 0.6

@@ -183,8 +183,9 @@ def test_a_trip_in_one_partition_holds_closes_in_every_partition():
     table.update(r1.dirty)
     trip = [o for o in r1.outs if o.topic == CONTROL]
     assert len(trip) == 1
-    routed = route_control(trip[0].value, 4)
-    r2 = actuate_batch(cfg, table.get, [Decision(o.key, o.value, o.partition, 10) for o in routed], sent)
+    routed = route_control(cfg, trip[0].value)
+    assert routed.refused is None, "the actuator signs the trips it announces"
+    r2 = actuate_batch(cfg, table.get, [Decision(o.key, o.value, o.partition, 10) for o in routed.outs], sent)
     table.update(r2.dirty)
     assert {p for p, (open_, _) in r2.breakers.items() if open_} == {0, 1, 2, 3}
     r3 = actuate_batch(cfg, table.get, [Decision(b"b1", orjson.dumps(_close(9, 1100, "b1")), 2, 11)], sent)
