@@ -152,6 +152,35 @@ def live_outcome(bootstrap: str, topic_of, upstream: list) -> Outcome:
     return out
 
 
+def broken_marks(bootstrap: str, topic_of) -> dict:
+    """Alignment promises the live run broke: per valid partition in offset order, first copies of events whose
+    broker timestamp is below a watermark already received for their source ("every record of S not read yet has a
+    timestamp >= mark", docs/time.md). Such an event is applied on arrival, out of publication order, so the run can
+    decide differently from the reference. Returns {source: count}."""
+    from riskstream.core.steps.align import SRC, WATERMARK_KEY
+
+    by_part: dict = collections.defaultdict(list)
+    for r in read_topic(bootstrap, topic_of(VALID), timeout_s=120):
+        by_part[r.partition].append(r)
+    broken: collections.Counter = collections.Counter()
+    for recs in by_part.values():
+        marks: dict = {}
+        seen: set = set()
+        for r in sorted(recs, key=lambda r: r.offset):
+            v = orjson.loads(r.value)
+            if r.key == WATERMARK_KEY:
+                for s, t in (v.get("marks") or {}).items():
+                    marks[s] = max(t, marks.get(s, t))
+                continue
+            src = v.get(SRC)
+            if not src or v.get("event_id") in seen:
+                continue
+            seen.add(v.get("event_id"))
+            if src[2] < marks.get(src[0], src[2]):
+                broken[src[0]] += 1
+    return dict(broken)
+
+
 def _event_id(raw: bytes) -> str | None:
     try:
         v = orjson.loads(raw)

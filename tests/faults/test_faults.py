@@ -69,6 +69,14 @@ def judge(name: str, run, policy: Path, recovery_s: float | None, note: str = ""
     live = live_outcome(run.bootstrap, run.topic, up)
     clean = clean_outcome(up, model_config=run.model_config, policy_path=policy, breaker_max_count=BREAKER_MAX,
                           **clean_kw)
+    broken = harness.broken_marks(run.bootstrap, run.topic)
+    if broken:
+        note = f"{note}; " if note else ""
+        note += f"events below their source's watermark {sum(broken.values())} {broken}"
+    waited = sum(p.log_text().count("reader not caught up") for p in run.cluster.procs)
+    if waited:
+        note = f"{note}; " if note else ""
+        note += f"{waited} context readers not caught up after 30 s"
     r = row(name, live, clean, recovery_s, note)
     for i in harness.differing(live.decisions, clean.decisions)[:6]:
         print(f"differs {i}: live {live.decisions.get(i)}\n    clean {clean.decisions.get(i)}")
