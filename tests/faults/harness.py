@@ -12,6 +12,7 @@ from __future__ import annotations
 import collections
 import dataclasses
 import time
+import typing
 from pathlib import Path
 
 import orjson
@@ -96,18 +97,94 @@ def differing(a: dict, b: dict) -> list:
     return sorted(i for i in set(a) | set(b) if a.get(i) != b.get(i))
 
 
+class Rec(typing.NamedTuple):
+    """One record as the broker holds it."""
+    topic: str
+    partition: int
+    offset: int
+    timestamp: int
+    key: bytes | None
+    value: bytes
+
+
+def read_all(bootstrap: str, topic: str, timeout_s: float = 300) -> list[Rec]:
+    """Every record of `topic` up to each partition's end, with confluent-kafka (kafka-python takes minutes for
+    the ~100,000 valid records of a 50k run). A read that does not reach the end fails: a partial read would make
+    figures up."""
+    import confluent_kafka
+
+    c = confluent_kafka.Consumer({"bootstrap.servers": bootstrap, "group.id": "faults-judge",
+                                  "enable.auto.commit": False, "enable.partition.eof": True})
+    try:
+        parts = sorted(c.list_topics(topic, timeout=30).topics[topic].partitions)
+        ends = {p: c.get_watermark_offsets(confluent_kafka.TopicPartition(topic, p), timeout=30)[1] for p in parts}
+        todo = {p for p in parts if ends[p] > 0}
+        c.assign([confluent_kafka.TopicPartition(topic, p, confluent_kafka.OFFSET_BEGINNING) for p in todo])
+        out: list[Rec] = []
+        deadline = time.monotonic() + timeout_s
+        while todo:
+            assert time.monotonic() < deadline, f"{topic}: not read to its end in {timeout_s:.0f} s ({todo} left)"
+            for m in c.consume(10_000, timeout=1.0):
+                if m.error():
+                    if m.error().code() == confluent_kafka.KafkaError._PARTITION_EOF:
+                        todo.discard(m.partition())
+                    continue
+                out.append(Rec(m.topic(), m.partition(), m.offset(), m.timestamp()[1], m.key(), m.value()))
+                if m.offset() + 1 >= ends[m.partition()]:
+                    todo.discard(m.partition())
+        return out
+    finally:
+        c.close()
+
+
 def upstream_records(bootstrap: str, topic_of) -> list:
     """Every upstream record on the broker: (logical topic, record)."""
     out = []
     for logical in UPSTREAM:
-        out.extend((logical, r) for r in read_topic(bootstrap, topic_of(logical), timeout_s=120))
+        out.extend((logical, r) for r in read_all(bootstrap, topic_of(logical)))
     return out
+
+
+@dataclasses.dataclass(frozen=True)
+class Published:
+    """The workload as the broker held it after its first publication in this session (partition, offset and the
+    CreateTime of a real burst, equal milliseconds across topics included). Every scenario publishes exactly these
+    records again (same partition, same timestamp, same order), so one clean reference serves them all, and each
+    scenario checks that its topics hold them."""
+    records: tuple     # (logical topic, Rec), in publication order
+
+    @classmethod
+    def of(cls, upstream: list) -> "Published":
+        return cls(tuple(sorted(upstream, key=publication_order)))
+
+    def publish(self, bootstrap: str, topic_of, *, linger_ms: int = 20) -> None:
+        import confluent_kafka
+
+        producer = confluent_kafka.Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True,
+                                             "linger.ms": linger_ms})
+        for logical, r in self.records:
+            while True:
+                try:
+                    producer.produce(topic_of(logical), key=r.key, value=r.value, partition=r.partition,
+                                     timestamp=r.timestamp)
+                    break
+                except BufferError:
+                    producer.poll(0.1)
+            producer.poll(0)
+        assert producer.flush(120) == 0
+
+    def check(self, upstream: list) -> None:
+        """The scenario's upstream topics hold the published records, coordinates and timestamps included."""
+        def norm(items):
+            return sorted((lg, r.partition, r.offset, r.timestamp, r.value) for lg, r in items)
+
+        assert norm(upstream) == norm(self.records), "the scenario's upstream records are not the reference's"
 
 
 def live_outcome(bootstrap: str, topic_of, upstream: list) -> Outcome:
     """Read the run's valid, dead-letter, decisions and commands topics; account for every upstream offset."""
     out = Outcome(events_in=len(upstream))
-    dead = [orjson.loads(r.value) for r in read_topic(bootstrap, topic_of(DEAD), timeout_s=120)]
+    dead = [orjson.loads(r.value) for r in read_all(bootstrap, topic_of(DEAD))]
     valid_topic = topic_of(VALID)
     ingest_dead = {(d["source_topic"], d["source_partition"], d["source_offset"]): d["reason"] for d in dead
                    if d["source_topic"] != valid_topic}
@@ -116,7 +193,7 @@ def live_outcome(bootstrap: str, topic_of, upstream: list) -> Outcome:
     # An event can be on the valid topic twice (ingest re-publishes what a crash left uncommitted): it counts as
     # applied when one of its copies was; a copy the account step dropped as a duplicate is only a redelivery.
     copies: dict = collections.defaultdict(list)
-    for r in read_topic(bootstrap, topic_of(VALID), timeout_s=120):
+    for r in read_all(bootstrap, topic_of(VALID)):
         event_id = _event_id(r.value)
         if event_id is not None:      # not the alignment's watermark records
             copies[event_id].append((r.partition, r.offset))
@@ -138,13 +215,13 @@ def live_outcome(bootstrap: str, topic_of, upstream: list) -> Outcome:
             out.lost += 1
     out.processed = len(applied) + market
     seen = collections.Counter()
-    for r in sorted(read_topic(bootstrap, topic_of(COMMANDS), timeout_s=120), key=lambda r: (r.partition, r.offset)):
+    for r in sorted(read_all(bootstrap, topic_of(COMMANDS)), key=lambda r: (r.partition, r.offset)):
         c = orjson.loads(r.value)
         seen[c["command_id"]] += 1
         out.commands[c["command_id"]] = command_fields(c)
     out.duplicate_command_ids = sum(n - 1 for n in seen.values())
     out.commands_by_action = dict(collections.Counter(f[0] for f in out.commands.values()))
-    for r in sorted(read_topic(bootstrap, topic_of(DECISIONS), timeout_s=120), key=lambda r: (r.partition, r.offset)):
+    for r in sorted(read_all(bootstrap, topic_of(DECISIONS)), key=lambda r: (r.partition, r.offset)):
         d = orjson.loads(r.value)
         if r.key == b"__breaker__" or d.get("kind") in ("breaker_reset", "breaker_trip"):
             continue
@@ -160,7 +237,7 @@ def broken_marks(bootstrap: str, topic_of) -> dict:
     from riskstream.core.steps.align import SRC, WATERMARK_KEY
 
     by_part: dict = collections.defaultdict(list)
-    for r in read_topic(bootstrap, topic_of(VALID), timeout_s=120):
+    for r in read_all(bootstrap, topic_of(VALID)):
         by_part[r.partition].append(r)
     broken: collections.Counter = collections.Counter()
     for recs in by_part.values():
@@ -242,6 +319,7 @@ class Row:
     differing_commands: int
     recovery_s: float | None
     note: str = ""
+    wall_s: float | None = None   # the scenario's wall time, publication to judgement
 
 
 def row(scenario: str, live: Outcome, clean: Outcome, recovery_s: float | None, note: str = "") -> Row:
@@ -275,9 +353,9 @@ def run_on(broker, tmp_path: Path):
 
 def format_table(rows: list[Row]) -> str:
     cols = ["scenario", "events_in", "processed", "dead_lettered", "decisions", "commands", "duplicate_command_ids",
-            "lost", "differing_decisions", "differing_commands", "recovery_s"]
+            "lost", "differing_decisions", "differing_commands", "recovery_s", "wall_s"]
     head = ["scenario", "events in", "processed", "dead-lettered", "decisions", "commands", "dup. command ids",
-            "lost", "differing decisions", "differing commands", "recovery s"]
+            "lost", "differing decisions", "differing commands", "recovery s", "wall s"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
         vals = [getattr(r, c) for c in cols]

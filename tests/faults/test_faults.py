@@ -42,6 +42,36 @@ def load():
 
 
 @pytest.fixture(scope="module")
+def published(kafka_broker, tmp_path_factory, load) -> harness.Published:
+    """The workload published once, as an upstream service would (a burst: many equal-ms CreateTimes across
+    topics), and read back: every scenario re-publishes exactly these records."""
+    run = run_on(kafka_broker, tmp_path_factory.mktemp("published"))
+    try:
+        t0 = time.monotonic()
+        run.produce(load.records)
+        pub = harness.Published.of(upstream_records(run.bootstrap, run.topic))
+        print(f"\nworkload: {len(pub.records):,} records published and read back in {time.monotonic() - t0:.0f} s")
+    finally:
+        run.close()
+    assert len(pub.records) == len(load.records)
+    return pub
+
+
+@pytest.fixture(scope="module")
+def reference(published, closer_policy, tmp_path_factory) -> harness.Outcome:
+    """The clean run of scenarios 1-5, computed once: the offline driver over the published records in
+    publication order (broker timestamp, source, offset; docs/time.md)."""
+    model_config = tmp_path_factory.mktemp("reference") / "models.yaml"
+    model_config.write_text(harness.FIXED_MODEL)
+    t0 = time.monotonic()
+    clean = clean_outcome(list(published.records), model_config=model_config, policy_path=closer_policy,
+                          breaker_max_count=BREAKER_MAX)
+    print(f"\nclean reference: {len(clean.decisions):,} decisions, {len(clean.commands):,} commands in "
+          f"{time.monotonic() - t0:.0f} s")
+    return clean
+
+
+@pytest.fixture(scope="module")
 def closer_policy(tmp_path_factory) -> Path:
     """The bundled champion with an immediate pd-close: a run ends in a wave of CLOSE commands."""
     text = DEFAULT_POLICY.read_text().replace(
@@ -64,11 +94,11 @@ def finish(run, prog: Progress, worker, expected_valid: int, timeout: float = 60
     wait_for("the actuator has committed every decision", lambda: actuator_done(run, prog), timeout=300, every=1)
 
 
-def judge(name: str, run, policy: Path, recovery_s: float | None, note: str = "", **clean_kw) -> harness.Row:
+def judge(name: str, run, published: harness.Published, clean: harness.Outcome, recovery_s: float | None,
+          started: float, note: str = "") -> harness.Row:
     up = upstream_records(run.bootstrap, run.topic)
+    published.check(up)
     live = live_outcome(run.bootstrap, run.topic, up)
-    clean = clean_outcome(up, model_config=run.model_config, policy_path=policy, breaker_max_count=BREAKER_MAX,
-                          **clean_kw)
     broken = harness.broken_marks(run.bootstrap, run.topic)
     if broken:
         note = f"{note}; " if note else ""
@@ -78,6 +108,7 @@ def judge(name: str, run, policy: Path, recovery_s: float | None, note: str = ""
         note = f"{note}; " if note else ""
         note += f"{waited} context readers not caught up after 30 s"
     r = row(name, live, clean, recovery_s, note)
+    r.wall_s = round(time.monotonic() - started, 1)
     for i in harness.differing(live.decisions, clean.decisions)[:6]:
         print(f"differs {i}: live {live.decisions.get(i)}\n    clean {clean.decisions.get(i)}")
     print(f"\n{name}: dead letters live {live.dead_by_reason}, clean {clean.dead_lettered}; commands live "
@@ -92,16 +123,18 @@ def assert_clean(r: harness.Row) -> None:
     assert r.duplicate_command_ids == 0, r
     assert r.differing_decisions == 0, r
     assert r.processed + r.dead_lettered == r.events_in, r
+    assert "below their source's watermark" not in r.note, r   # the alignment's promise (docs/time.md) held
 
 
 # -- 1: worker SIGKILL at a random point, then a restart ----------------------------------------------------------
-def test_worker_sigkill_and_restart(kafka_broker, tmp_path, load, closer_policy):
+def test_worker_sigkill_and_restart(kafka_broker, tmp_path, load, closer_policy, published, reference):
     run = run_on(kafka_broker, tmp_path)
     prog = Progress(run)
     kill_share = random.Random(SEED).uniform(0.2, 0.7)
     try:
         pol = ("--policy", str(closer_policy))
-        run.produce(load.records)
+        started = time.monotonic()
+        published.publish(run.bootstrap, run.topic)
         worker = run.start("worker", *pol, name="worker-1")
         actuator = run.start("actuator", "--breaker-max-count", str(BREAKER_MAX), name="actuator")
         worker.wait_ready(90)
@@ -119,17 +152,18 @@ def test_worker_sigkill_and_restart(kafka_broker, tmp_path, load, closer_policy)
     finally:
         prog.close()
         run.close()
-    assert_clean(judge(f"1 worker SIGKILL at {kill_share:.0%}", run, closer_policy, recovery))
+    assert_clean(judge(f"1 worker SIGKILL at {kill_share:.0%}", run, published, reference, recovery, started))
 
 
 # -- 2: two workers, one SIGKILLed: the survivor takes its partitions over ----------------------------------------
-def test_two_workers_one_sigkilled(kafka_broker, tmp_path, load, closer_policy):
+def test_two_workers_one_sigkilled(kafka_broker, tmp_path, load, closer_policy, published, reference):
     run = run_on(kafka_broker, tmp_path)
     prog = Progress(run)
     kill_share = random.Random(SEED + 2).uniform(0.2, 0.7)
     try:
         pol = ("--policy", str(closer_policy))
-        run.produce(load.records)
+        started = time.monotonic()
+        published.publish(run.bootstrap, run.topic)
         survivor = run.start("worker", *pol, name="worker-a")
         victim = run.start("worker", *pol, name="worker-b")
         actuator = run.start("actuator", "--breaker-max-count", str(BREAKER_MAX), name="actuator")
@@ -146,18 +180,20 @@ def test_two_workers_one_sigkilled(kafka_broker, tmp_path, load, closer_policy):
     finally:
         prog.close()
         run.close()
-    assert_clean(judge(f"2 two workers, one SIGKILLed at {kill_share:.0%}", run, closer_policy, recovery))
+    assert_clean(judge(f"2 two workers, one SIGKILLed at {kill_share:.0%}", run, published, reference, recovery,
+                       started))
 
 
 # -- 3: actuator SIGKILL during a wave of closes ------------------------------------------------------------------
-def test_actuator_sigkill_during_a_wave_of_closes(kafka_broker, tmp_path, load, closer_policy):
+def test_actuator_sigkill_during_a_wave_of_closes(kafka_broker, tmp_path, load, closer_policy, published, reference):
     from tests.e2e.test_actuator_e2e import Downstream
 
     run = run_on(kafka_broker, tmp_path)
     prog = Progress(run)
     down = Downstream(run.bootstrap, run.topic("riskstream.commands"))
     try:
-        run.produce(load.records)
+        started = time.monotonic()
+        published.publish(run.bootstrap, run.topic)
         worker = run.start("worker", "--policy", str(closer_policy), name="worker")
         actuator = run.start("actuator", "--breaker-max-count", str(BREAKER_MAX), name="actuator-1")
         worker.wait_ready(90)
@@ -177,14 +213,14 @@ def test_actuator_sigkill_during_a_wave_of_closes(kafka_broker, tmp_path, load, 
         down.close()
         prog.close()
         run.close()
-    r = judge("3 actuator SIGKILL during a wave of closes", run, closer_policy, recovery,
+    r = judge("3 actuator SIGKILL during a wave of closes", run, published, reference, recovery, started,
               note=f"downstream duplicate deliveries {dup_deliveries}, duplicate effects {dup_effects}")
     assert_clean(r)
     assert dup_deliveries == 0 and dup_effects == 0
 
 
 # -- 4: the broker stopped for 30 s mid-run, then started again --------------------------------------------------
-def test_broker_outage_of_30_seconds(tmp_path, load, closer_policy):
+def test_broker_outage_of_30_seconds(tmp_path, load, closer_policy, published, reference):
     from riskstream.ops.broker import manager
 
     state = tmp_path / "broker"
@@ -192,7 +228,8 @@ def test_broker_outage_of_30_seconds(tmp_path, load, closer_policy):
     run = run_on(info, tmp_path)
     prog = Progress(run)
     try:
-        run.produce(load.records)
+        started = time.monotonic()
+        published.publish(run.bootstrap, run.topic)
         worker = run.start("worker", "--policy", str(closer_policy), name="worker")
         actuator = run.start("actuator", "--breaker-max-count", str(BREAKER_MAX), name="actuator")
         worker.wait_ready(90)
@@ -210,7 +247,7 @@ def test_broker_outage_of_30_seconds(tmp_path, load, closer_policy):
         recovery = time.monotonic() - t0
         assert worker.alive() and actuator.alive(), "a process exited during the outage (a manual step)"
         finish(run, prog, worker, 0)
-        r = judge("4 broker stopped for 30 s", run, closer_policy, recovery,
+        r = judge("4 broker stopped for 30 s", run, published, reference, recovery, started,
                   note=f"processes alive after the outage: worker {worker.alive()}, actuator {actuator.alive()}")
     finally:
         prog.close()
@@ -220,7 +257,7 @@ def test_broker_outage_of_30_seconds(tmp_path, load, closer_policy):
 
 
 # -- 5: a slow downstream: the command consumer pauses for a minute -----------------------------------------------
-def test_slow_downstream_loses_nothing(kafka_broker, tmp_path, load, closer_policy):
+def test_slow_downstream_loses_nothing(kafka_broker, tmp_path, load, closer_policy, published, reference):
     import confluent_kafka
     import orjson
 
@@ -231,7 +268,8 @@ def test_slow_downstream_loses_nothing(kafka_broker, tmp_path, load, closer_poli
                                          "auto.offset.reset": "earliest", "enable.auto.commit": True})
     consumer.subscribe([run.topic("riskstream.commands")])
     try:
-        run.produce(load.records)
+        started = time.monotonic()
+        published.publish(run.bootstrap, run.topic)
         worker = run.start("worker", "--policy", str(closer_policy), name="worker")
         actuator = run.start("actuator", "--breaker-max-count", str(BREAKER_MAX), name="actuator")
         worker.wait_ready(90)
@@ -255,7 +293,7 @@ def test_slow_downstream_loses_nothing(kafka_broker, tmp_path, load, closer_poli
         consumer.close()
         prog.close()
         run.close()
-    r = judge("5 downstream paused for 60 s", run, closer_policy, recovery,
+    r = judge("5 downstream paused for 60 s", run, published, reference, recovery, started,
               note=f"downstream received {len(got):,} commands ({paused_at} before the pause)")
     assert_clean(r)
     assert len(set(got)) == r.commands and len(got) == len(set(got)), (len(got), len(set(got)), r.commands)
