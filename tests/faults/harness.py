@@ -258,6 +258,31 @@ def broken_marks(bootstrap: str, topic_of) -> dict:
     return dict(broken)
 
 
+def source_runs(bootstrap: str, topic_of, source: str, limit: int = 12) -> str:
+    """How one source's events and marks came on the valid topic, per partition in offset order, as runs of source
+    offsets ("0 | 273..302 | 0..1636": offsets 1..272 came only later). A failing row prints it for its first
+    broken source."""
+    from riskstream.core.steps.align import SRC, WATERMARK_KEY
+
+    lines = []
+    recs = read_all(bootstrap, topic_of(VALID))
+    for part in sorted({r.partition for r in recs}):
+        runs: list = []
+        for r in sorted((r for r in recs if r.partition == part), key=lambda r: r.offset):
+            if r.key == WATERMARK_KEY:
+                continue
+            src = orjson.loads(r.value).get(SRC)
+            if not src or src[0] != source:
+                continue
+            if runs and src[1] == runs[-1][1] + 1:
+                runs[-1][1] = src[1]
+            else:
+                runs.append([src[1], src[1]])
+        if runs:
+            lines.append(f"valid/{part}: " + " | ".join(f"{a}..{b}" if a != b else f"{a}" for a, b in runs[:limit]))
+    return "; ".join(lines)
+
+
 def _event_id(raw: bytes) -> str | None:
     try:
         v = orjson.loads(raw)

@@ -101,6 +101,9 @@ def judge(name: str, run, published: harness.Published, clean: harness.Outcome, 
     live = live_outcome(run.bootstrap, run.topic, up)
     broken = harness.broken_marks(run.bootstrap, run.topic)
     if broken:
+        first = sorted(broken)[0]
+        print(f"{name}: {first} on the valid topic (source offsets): "
+              f"{harness.source_runs(run.bootstrap, run.topic, first)}")
         note = f"{note}; " if note else ""
         note += f"events below their source's watermark {sum(broken.values())} {broken}"
     waited = sum(p.log_text().count("reader not caught up") for p in run.cluster.procs)
