@@ -178,6 +178,17 @@ def markdown(doc: dict, command: str = "./scripts/bench --live --check --out ben
         f"{_fmt(r1.get('ev_s'))} → {_fmt(r2.get('ev_s'))}",
         f"ev/s, ×{_fmt(sc.get('speedup_2_vs_1'))} (target ≥ 1.6); CPU share {_fmt(r1.get('cpu_share'))} → "
         f"{_fmt(r2.get('cpu_share'))} of a core: 2 cores shared with the broker and the rest of the machine")
+    prof = tp.get("worker_profile") or {}
+    if prof.get("samples"):
+        share = lambda d: ", ".join(f"{k} {v:.0%}" for k, v in d.items())  # noqa: E731
+        lines += ["", f"Where the live worker's CPU goes in this run (`throughput.worker_profile`, py-spy, "
+                      f"{_fmt(prof['samples'])} busy samples; the profiler itself took "
+                      f"{_fmt(prof.get('profiler_cpu_s'))} CPU s):", "",
+                  f"* by layer, own time: {share(prof['own_by_layer'])}",
+                  f"* by layer, inclusive: {share(prof['inclusive_by_layer'])}",
+                  f"* riskstream functions, inclusive: "
+                  f"{share(dict(list(prof['top_inclusive_riskstream'].items())[:10]))}",
+                  f"* top functions, own time: {share(dict(list(prof['top_own'].items())[:10]))}"]
     lines += ["", "Targets, from this run (`--check`):", ""]
     for r in check(doc):
         status = {"met": "met", "short": "**short**", "not measured": "not measured"}[r["status"]]

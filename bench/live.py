@@ -50,6 +50,8 @@ from typing import Iterable, Iterator
 import orjson
 import yaml
 
+from bench import profile as profiling
+
 ROOT = Path(__file__).resolve().parent.parent
 TOPOLOGY = ROOT / "topology.yaml"
 RISKSTREAM = [sys.executable, "-m", "riskstream"]           # the command line, nothing else of the package
@@ -281,6 +283,14 @@ def parse_run(records: list[tuple], names: "Names") -> tuple[dict, dict, dict, l
 
 # -- processes --------------------------------------------------------------------------------------------------------
 _TICK = os.sysconf("SC_CLK_TCK")
+
+
+def children_cpu_s() -> float:
+    """CPU seconds of this process's ended and waited-for children (here: the profiler)."""
+    import resource
+
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
 
 
 def proc_cpu_s(pid: int) -> float | None:
@@ -629,7 +639,8 @@ class Live:
         self.kafka.produce_all(warm, names.prefix)   # waiting for the worker, as after an outage
         worker = self.worker("tp-worker", topo)
         self.tp_worker = worker
-        w = self.warm_then_measure([worker], names, warm, rest, reserve=RESERVE["throughput"])
+        w = self.warm_then_measure([worker], names, warm, rest, reserve=RESERVE["throughput"], profile=True)
+        result["worker_profile"] = w.pop("profile")
         result["worker"] = w
         pt = result["passthrough"]
         result["ratio_worker_vs_passthrough"] = {
@@ -678,18 +689,30 @@ class Live:
                 "start_to_warmup_read_s": round(warm_doc["warm"]["wall"] - p.started, 2)}
 
     def warm_then_measure(self, procs: list[Proc], names: Names, warm: list, rest: list,
-                          reserve: float = 0.0) -> dict:
-        """The procs (already started) read `warm` (published before); then `rest` is published and timed."""
+                          reserve: float = 0.0, profile: bool = False) -> dict:
+        """The procs (already started) read `warm` (published before); then `rest` is published and timed.
+        With `profile`, py-spy samples the first process from outside while it works (bench/profile.py)."""
         t_spawn = min(p.started for p in procs)
         alive = lambda: all(p.alive() for p in procs)  # noqa: E731
         self.kafka.wait_caught_up(names.worker_group, names.worker_reads, self.left(reserve, cap=180), "warm-up",
                                   alive=alive)
         startup = self.startup_figures(names, t_spawn)
         start = self.kafka.ends(names.worker_outputs)
+        sampler, spy_cpu0 = None, 0.0
+        if profile:
+            spy_cpu0 = children_cpu_s()
+            sampler = profiling.Sampler(procs[0].pid, self.left(reserve=reserve, cap=300),
+                                        self.work / f"{procs[0].name}.pyspy.txt")
         self.kafka.produce_all(rest, names.prefix)
         m = self.measure_workers(procs, names, self.upstream_count(rest, names), start,
                                  timeout=self.left(reserve=reserve))
         m["startup"] = startup
+        if sampler is not None:
+            sampler.stop()
+            m["profile"] = sampler.result()
+            m["profile"]["profiler_cpu_s"] = round(children_cpu_s() - spy_cpu0, 2)
+            m["profile"]["note"] = ("sampled while the worker read the measured events; py-spy runs in its own "
+                                    "process and does not stop the worker, but it takes CPU on a 2-core machine")
         return m
 
     def startup_figures(self, names: Names, t_spawn: float) -> dict:

@@ -232,6 +232,10 @@ def _run_policy(events: Path, policy_path: Path, *, now_ms: int | Callable[[], i
         n += 1
         if progress is not None and n % 1000 == 0:
             progress(n)
+    driver.flush()  # the end of the events is not the end of time: the CLOSE/FREEZE still waiting leave
+    commands.extend(orjson.loads(o.value) for o in outs if o.topic == COMMANDS)
+    outs.clear()
+    sweep.finish()
     seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
     ledger.finish()
     if progress is not None:
@@ -311,10 +315,15 @@ class OfflineActuator:
         lines = self.lines[name]
         new, cmds, _ = step(lines.get(inp["account_id"]), inp, now, self.cfg)
         lines[inp["account_id"]] = new
-        if cmds:
-            active = max(int(inp.get("active_accounts") or 0), 1)
-            send, _ = self.breakers[name].offer(cmds, now, active)
-            self.commands[name].extend(send)
+        active = max(int(inp.get("active_accounts") or 0), 1)
+        send, _ = self.breakers[name].offer(cmds, now, active)  # every input moves the clock: waits end
+        self.commands[name].extend(send)
+
+    def finish(self) -> None:
+        """End of input: one quiet window passes, so the CLOSE/FREEZE still waiting leave (as `OfflineDriver.flush`)."""
+        for name, b in self.breakers.items():
+            if b.waiting:
+                self.commands[name].extend(b.advance(b.clock + b.hold_ms)[0])
 
 
 def simulate_commands(decisions: Iterable[dict], ledger: Ledger, *, policy_names: Iterable[str],
@@ -337,6 +346,7 @@ def simulate_commands(decisions: Iterable[dict], ledger: Ledger, *, policy_names
             act.cure(*inp)
         else:
             act.decision(inp)
+    act.finish()
     return act.commands
 
 

@@ -27,7 +27,8 @@ from riskstream.core.actuator import SentCommands
 from riskstream.core.names import CONTROL, DEAD, DECISIONS, LABELS, MARKET, VALID
 from riskstream.core.partitioner import partition_for
 from riskstream.core.steps import (Context, Decision, Out, PipelineConfig, Source, Valid, account_batch,
-                                   actuate_batch, ingest, new_train_state, route_control, train_batch)
+                                   actuate_batch, breaker_key, ingest, new_train_state, route_control, tick_record,
+                                   train_batch)
 
 
 @dataclasses.dataclass
@@ -122,6 +123,18 @@ class OfflineDriver:
     def feed_decision(self, rec: Decision) -> None:
         """A record for the decisions topic from outside the account step (an override or a breaker reset)."""
         self._actuate(rec)
+
+    def flush(self) -> int:
+        """End of input: let one quiet window pass on every decisions partition, as event time would live, so the
+        CLOSE/FREEZE still waiting in the breakers leave (unless a breaker tripped). Returns the commands sent."""
+        before = self.counts["commands"]
+        for p in range(self.config.partitions):
+            blob = self.lines.get(breaker_key(p))
+            if blob:
+                b = orjson.loads(blob)
+                if b.get("waiting") and b.get("clock") is not None:
+                    self._actuate(tick_record(p, b["clock"] + b.get("hold_ms", 0)))
+        return self.counts["commands"] - before
 
     def _actuate(self, rec: Decision) -> None:
         res = actuate_batch(self.config, self.lines.get, [rec], self.sent)

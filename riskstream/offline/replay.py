@@ -3,7 +3,9 @@
 FILE holds JSON lines, one upstream record per line in publication order (docs/files.md):
 ``{"topic": "<upstream topic>", "event": {...the event exactly as published...}}``. Ingest judges future and
 stale events against the event's ``producer_time`` (else its ``event_time``), as live it uses the broker time.
-The decisions and commands go to ``--out`` as JSON lines, and a summary is printed.
+The decisions and commands go to ``--out`` as JSON lines, and a summary is printed. At the end of FILE one quiet
+window of event time passes, so the CLOSE/FREEZE still waiting in the mass-close breaker leave, as they would live
+once time moved on (`commands_after_the_last_event` in the summary); `replay()` does so with `flush=True`.
 
 >>> from riskstream.ops.simulator import Simulator, SimConfig
 >>> sim = Simulator(SimConfig(accounts=5, facilities=0, seed=3))
@@ -50,13 +52,17 @@ class ReplayResult:
 
 
 def replay(records: Iterable[tuple[str, bytes, bytes]], *, now_ms: int, config: PipelineConfig | None = None,
-           pipeline: Context | None = None, learn: bool = False) -> ReplayResult:
+           pipeline: Context | None = None, learn: bool = False, flush: bool = False) -> ReplayResult:
     """Run the steps over `records` ((topic, key, value) in upstream order); `now_ms` is the broker time ingest
-    judges against. The model stays fixed unless `learn` (tests compare with live runs that may not learn)."""
+    judges against. The model stays fixed unless `learn` (tests compare with live runs that may not learn).
+    `flush`: one quiet window passes at the end (`OfflineDriver.flush`), as `riskstream replay` and the backtest do;
+    a live run that saw the same records has not sent those yet."""
     res = ReplayResult()
     driver = OfflineDriver(pipeline, config=config, learn=learn, on_output=res.sort)
     for topic, _key, value in records:
         driver.feed(topic, value, timestamp_ms=now_ms)
+    if flush:
+        driver.flush()
     res.consumed = driver.counts["consumed"]
     res.accounts, res.lines, res.audit = driver.accounts, driver.lines, driver.audit
     res.model_versions = driver.published_versions
@@ -115,10 +121,13 @@ def _run(args: argparse.Namespace) -> int:
             if sys.stderr.isatty() and time.monotonic() - last > 0.5:
                 last = time.monotonic()
                 print(f"\rreplay: {driver.counts['consumed']:,} events", end="", file=sys.stderr)
+        # the end of the file is not the end of time: the CLOSE/FREEZE still waiting in a breaker leave
+        released_at_end = driver.flush()
     elapsed = max(time.monotonic() - started, 1e-9)
     summary = {"events": driver.counts["consumed"], "valid": driver.counts["valid"],
                "dead_letters": counts["dead"], "decisions": counts["decisions"], "commands": counts["commands"],
-               "commands_by_action": dict(sorted(actions.items())), "accounts": sum(
+               "commands_by_action": dict(sorted(actions.items())), "commands_after_the_last_event": released_at_end,
+               "accounts": sum(
                    1 for k in driver.accounts if not k.startswith(b"\x00")),
                "model_versions_published": driver.published_versions, "model_version_final": ctx.model_version,
                "events_per_s": round(driver.counts["consumed"] / elapsed), "out": str(out_dir)}

@@ -189,11 +189,14 @@ def _serve(args, build) -> int:
     from riskstream.core.steps import PipelineConfig
 
     topology = load_topology(args.topology)
+    from riskstream.core.durations import parse_duration
     from riskstream.core.errors import OperatorError
     try:  # the keyring and keys are read here: a bad one is an operator error, not a traceback
         config = PipelineConfig(partitions=topology.topic(VALID).partitions,
                                 model_config_path=Path(args.model_config) if args.model_config else None,
                                 breaker_max_count=args.breaker_max_count, breaker_max_share=args.breaker_max_share,
+                                breaker_hold_ms=parse_duration(args.breaker_hold, file="--breaker-hold",
+                                                               field="value"),
                                 policy_signers=_policy_signers(args))
         from riskstream.stream.security import KafkaSecurity
         security = KafkaSecurity.from_env()
@@ -355,6 +358,10 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
                             "(default %(default)s; each decisions partition holds its share)")
         w.add_argument("--breaker-max-share", type=float, default=0.2, metavar="F",
                        help="mass-close breaker: the same as a share of active accounts (default %(default)s)")
+        w.add_argument("--breaker-hold", default="1m", metavar="DURATION",
+                       help="mass-close breaker: a policy's CLOSE/FREEZE waits this long in event time before it "
+                            "leaves, so a flood that trips the breaker sends none (default %(default)s = its window; "
+                            "0s sends at once, and up to the limit leaves before a trip)")
         w.set_defaults(func=func)
 
     s = sub.add_parser("simulate", help="publish simulated upstream events, or a population with ground truth",

@@ -48,9 +48,12 @@ def install_watch(app: faust.App, agents: tuple[str, ...], lag) -> BatchWatch:
         waiting = sum(lag.last.values())
         if batches == seen["batches"] and waiting:
             consumer = app.consumer
+            # Faust's paused set holds its active changelog partitions after every recovery: count agents' apart.
+            in_faust, in_aiokafka = await resume.paused_agents(consumer)
             log.warning("no batch in 10 s with %d records waiting (rebalancing=%s, in_recovery=%s, assigned=%d, "
-                        "paused=%d)", waiting, app.rebalancing, getattr(app, "in_recovery", None),
-                        len(consumer.assignment()), len(getattr(consumer, "_paused_partitions", ())))
+                        "paused=%d, agents' paused in Faust=%d, in aiokafka=%s)", waiting, app.rebalancing,
+                        getattr(app, "in_recovery", None), len(consumer.assignment()),
+                        len(getattr(consumer, "_paused_partitions", ())), in_faust, in_aiokafka)
         seen["batches"] = batches
 
     return watch

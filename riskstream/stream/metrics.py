@@ -190,6 +190,11 @@ COMMANDS_HELD_TOTAL = Counter(
     "Commands ever held back by the mass-close breaker.",
     registry=registry,
 )
+COMMANDS_WAITING = Gauge(
+    "riskstream_commands_waiting_current",
+    "CLOSE/FREEZE commands waiting their window of event time in the mass-close breaker before they leave.",
+    registry=registry,
+)
 BREAKER_OPEN = Gauge(
     "riskstream_breaker_open",
     "1 while the mass-close circuit breaker is open (commands held), else 0.",

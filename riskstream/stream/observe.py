@@ -71,7 +71,8 @@ def trained(report: dict) -> None:
 
 
 def actuated(result, breakers: dict, latencies) -> None:
-    """`breakers` keeps the last (open, held) of every partition this process has touched, for the gauges."""
+    """`breakers` keeps the last (open, held, waiting) of every partition this process has touched, for the
+    gauges."""
     for o in result.outs:
         if o.topic == COMMANDS:
             metrics.COMMANDS_SENT.labels(action=metrics.bounded(o.label, metrics.COMMAND_ACTIONS)).inc()
@@ -81,7 +82,8 @@ def actuated(result, breakers: dict, latencies) -> None:
     if result.counts.get("duplicates_suppressed"):
         metrics.DUPLICATES_SUPPRESSED.labels(stage="actuator").inc(result.counts["duplicates_suppressed"])
     breakers.update(result.breakers)
-    metrics.BREAKER_OPEN.set(1 if any(open_ for open_, _ in breakers.values()) else 0)
-    metrics.COMMANDS_HELD.set(sum(held for _, held in breakers.values()))
+    metrics.BREAKER_OPEN.set(1 if any(b[0] for b in breakers.values()) else 0)
+    metrics.COMMANDS_HELD.set(sum(b[1] for b in breakers.values()))
+    metrics.COMMANDS_WAITING.set(sum(b[2] for b in breakers.values()))
     for x in latencies:
         metrics.PROCESSING_LATENCY.labels(stage="decision_to_command").observe(x)

@@ -37,22 +37,29 @@ exposed; the actuator most, since its first batch waits for the commands topic t
 
 When the method has returned (the seek is complete and the queues are empty) the partitions are resumed in Faust,
 then in aiokafka: the first record an agent gets is the one at its committed offset. If the method is interrupted
-by a new rebalance (`RebalanceAgain`), Faust's side stays paused and the next recovery resumes it. If the seek
-timed out (`ServiceStopped`), they are resumed as Faust would have done.
+by a new rebalance (Faust's `RebalanceAgain`, or `Recovery._restart_recovery` cancelling the call), fetching is
+resumed in aiokafka and Faust's side stays paused: every generation's `App._on_partitions_assigned` pauses all
+assigned partitions anyway and signals a recovery, whose `on_recovery_completed` resumes them (if it sees an even
+newer generation it returns early, and that generation's recovery follows). If the seek timed out
+(`ServiceStopped`), they are resumed as Faust would have done. `paused_agents` counts what is left paused (the
+stall watch logs it: Faust's own paused set keeps its active changelog partitions after every recovery).
 
 `tests/stream/test_resume.py` runs Faust's own methods against a recording consumer and fails if Faust changes
 that order (fixed upstream: this module may go) or the hold stops seeing it; `tests/e2e/test_takeover.py` restarts
-a worker and an actuator with a slow seek and checks that every agent processed every record.
+a worker and an actuator with a slow seek and checks that every agent processed every record;
+`tests/e2e/test_scaleout.py` holds a worker in this seek while a second worker joins, then checks that both fetch
+and commit every partition.
 """
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import logging
 
 log = logging.getLogger("riskstream.stream")
 
-__all__ = ["install", "hold_resumes", "set_fetching"]
+__all__ = ["install", "hold_resumes", "set_fetching", "paused_agents"]
 
 
 def hold_resumes(method):
@@ -63,7 +70,6 @@ def hold_resumes(method):
     async def wrapper(self, *args, **kwargs):
         consumer = self.app.consumer
         agents = {tp for tp in consumer.assignment() if not self._is_changelog_tp(tp)}
-        await set_fetching(consumer, agents, paused=True)
         consumer.pause_partitions(agents)  # normally paused already, since the assignment
         consumer._buffered_partitions.difference_update(agents)  # getmany delivers these even when inactive
         held: set = set()
@@ -79,16 +85,24 @@ def hold_resumes(method):
         consumer.resume_partitions = resume_partitions
         resume = False
         try:
+            # Inside the try: a call cancelled while the consumer thread pauses them still resumes them below.
+            await set_fetching(consumer, agents, paused=True)
             result = await method(self, *args, **kwargs)
             resume = True
             return result
         except ServiceStopped:
             resume = not self.should_stop  # the seek timed out: resume them, as Faust would have
             raise
-        except RebalanceAgain:
-            raise  # a new rebalance pauses every partition; its recovery resumes them
+        except (RebalanceAgain, asyncio.CancelledError):
+            # A new rebalance: Faust's own wait raised, or `Recovery._restart_recovery` cancelled this call. That
+            # rebalance pauses every assigned partition in Faust and starts a recovery, which resumes them.
+            if not self.should_stop:
+                log.info("end-of-recovery seek interrupted by a new rebalance: %d agent partition(s) wait for "
+                         "the next recovery", len(agents))
+            raise
         finally:
-            del consumer.resume_partitions
+            if vars(consumer).get("resume_partitions") is resume_partitions:
+                del consumer.resume_partitions
             if resume and held:
                 tps = held & set(consumer.assignment())
                 type(consumer).resume_partitions(consumer, tps)
@@ -119,6 +133,27 @@ async def set_fetching(consumer, tps, *, paused: bool) -> None:
         (aio.pause if paused else aio.resume)(*todo)
 
     await thread.call_thread(apply)
+
+
+async def paused_agents(consumer, timeout_s: float = 2.0) -> tuple[int, int | None]:
+    """(agents' partitions paused in Faust, in aiokafka) of `consumer`: both 0 once a recovery has ended.
+
+    Faust keeps its active changelog partitions paused after recovery, so its whole paused set is not the figure.
+    The aiokafka count is None when the consumer thread does not answer in `timeout_s`.
+    """
+    changelogs = consumer.app.tables.changelog_topics
+    in_faust = sum(1 for tp in getattr(consumer, "_paused_partitions", ()) if tp.topic not in changelogs)
+    thread = getattr(consumer, "_thread", None)
+    if thread is None:
+        return in_faust, 0
+
+    def count() -> int:
+        return sum(1 for tp in thread._ensure_consumer().paused() if tp.topic not in changelogs)
+
+    try:
+        return in_faust, await asyncio.wait_for(thread.call_thread(count), timeout_s)
+    except Exception:  # a diagnostic: never fail the caller
+        return in_faust, None
 
 
 def install() -> None:

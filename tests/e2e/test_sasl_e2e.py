@@ -3,8 +3,9 @@
 The broker serves clients only on a SASL_PLAINTEXT listener with SCRAM-SHA-256 (`manager.start(sasl=...)`); a
 client without credentials gets nothing. The worker, the actuator, the topology admin, the simulator's producer,
 the control publisher and the test's readers all connect with the settings in RISKSTREAM_KAFKA_*. Simulated events
-go in, the worker decides (a policy that closes every line, so each decision becomes a command), the actuator
-sends commands. A signed breaker reset is applied; an unsigned control message is refused, counted and audited.
+go in, the worker decides (a policy that closes every line, so each decision becomes a CLOSE), the breaker holds
+them all, a signed breaker reset releases them and the actuator sends them; an unsigned control message is refused,
+counted and audited.
 Worker and actuator run with `--policy-signers 2`: a policy version signed by its maker alone is refused; once a
 checker with another key co-signs it, it goes live.
 
@@ -118,16 +119,24 @@ def test_produce_worker_decision_command_over_sasl_and_no_secret_in_any_log(secu
 
         def commands():
             return read_topic(info.bootstrap, topo.name(COMMANDS), idle_s=1, timeout_s=20)
-        cmds = wait_for("CLOSE commands over SASL", lambda: len(commands()) >= 10 and commands(), timeout=240,
-                        every=2)
-        decisions = read_topic(info.bootstrap, topo.name(DECISIONS), idle_s=1, timeout_s=20)
-        closes = [orjson.loads(r.value) for r in cmds]
-        print(f"over SASL/SCRAM-SHA-256: {sent} events in, {len(decisions)} decisions, {len(closes)} commands")
-        assert {c["action"] for c in closes} == {"CLOSE"}
-
-        # Control over the same listener: a signed reset is applied, an unsigned one refused and audited.
+        # The policy closes every line: a partition's CLOSE pass 100 % of its accounts (the share limit, 1.0) and
+        # the breaker holds them all (each CLOSE waits a minute of event time first, so none has left). Before the
+        # wait, the first ones left ahead of the trip and this test counted those.
+        wait_for("CLOSE commands held by the breaker", lambda: metric(aport, "riskstream_commands_held_current") >= 10,
+                 timeout=240, every=2)
+        held = metric(aport, "riskstream_commands_held_current")
+        assert commands() == [], "a CLOSE left before the breaker tripped"
+        # Control over the same listener: a signed reset is applied (the held commands leave), an unsigned one is
+        # refused and audited.
         control.publish(info.bootstrap, control.message("breaker_reset", how="release", by="e2e"),
                         topic=topo.name(CONTROL))
+        cmds = wait_for("CLOSE commands over SASL, released by the signed reset",
+                        lambda: len(commands()) >= 10 and commands(), timeout=240, every=2)
+        decisions = read_topic(info.bootstrap, topo.name(DECISIONS), idle_s=1, timeout_s=20)
+        closes = [orjson.loads(r.value) for r in cmds]
+        print(f"over SASL/SCRAM-SHA-256: {sent} events in, {len(decisions)} decisions, {held:.0f} CLOSE held by the "
+              f"breaker, {len(closes)} commands after the signed release")
+        assert {c["action"] for c in closes} == {"CLOSE"}
         from kafka import KafkaProducer
         raw = KafkaProducer(bootstrap_servers=info.bootstrap, acks="all", **sec.kafka_python())
         raw.send(topo.name(CONTROL), key=b"breaker_reset", value=orjson.dumps(

@@ -223,7 +223,7 @@ def test_parity_with_a_plain_replay(tmp_path):
     shadow.write_text(scaled_policy_text(load_policy(DEFAULT_POLICY).text, 0.5, "retail-champion x0.5"))
     run = _run_policy(ev, DEFAULT_POLICY, now_ms=scan.now_ms, shadow_paths=(shadow,))
     records = [(topic, entity_key(e).encode(), raw) for topic, e, raw in stream_events(ev)]
-    ref = replay(records, now_ms=scan.now_ms, config=PipelineConfig(), learn=True)  # as `riskstream replay`
+    ref = replay(records, now_ms=scan.now_ms, config=PipelineConfig(), learn=True, flush=True)  # as the CLI
     ref_dec = [orjson.loads(o.value) for o in ref.decisions]
     ids = [d["decision_id"] for d in ref_dec if d.get("role") == "champion"]
     assert run.decision_ids == ids and ids
@@ -255,3 +255,22 @@ def test_a_malformed_line_stops_the_parallel_runs(tmp_path):
     tr.write_bytes(b'{"entity": "A", "outcome": "good", "time": null}\n')
     with pytest.raises(FileFormatError, match="ev.jsonl:2: not JSON"):
         run_backtest(ev, tr, [DEFAULT_POLICY, CHALLENGER_POLICY], show_progress=False, jobs=2)
+
+
+def test_the_offline_actuator_sends_a_close_after_its_wait_and_at_the_end():
+    """A CLOSE waits one window of event time in the breaker, as live; at the end of the run one quiet window
+    passes (`finish`), so the last CLOSE counts as sent."""
+    from riskstream.offline.backtest import OfflineActuator
+
+    act = OfflineActuator(["p"])
+
+    def close(i, t):
+        return {"decision_id": f"d{i}", "account_id": f"a{i}", "action": "CLOSE", "immediate": True, "params": {},
+                "policy_name": "p", "policy_version": 1, "event_time": t, "active_accounts": 1000}
+
+    act.decision(close(1, 0))
+    assert act.commands["p"] == []
+    act.decision(close(2, 60_000))          # a minute later: the first leaves, the second waits
+    assert [c["decision_id"] for c in act.commands["p"]] == ["d1"]
+    act.finish()
+    assert [c["decision_id"] for c in act.commands["p"]] == ["d1", "d2"]

@@ -52,6 +52,7 @@ def test_required_series_exist():
         "riskstream_commands_sent_total",
         "riskstream_commands_held_current",
         "riskstream_commands_held_total",
+        "riskstream_commands_waiting_current",
         "riskstream_duplicates_suppressed_total",
         "riskstream_breaker_open",
         "riskstream_breaker_trips_total",

@@ -25,6 +25,7 @@ class AIOKafka:
 
     def __init__(self, events: list):
         self.events = events
+        self.paused_tps: set = set()
 
     def assignment(self):
         from aiokafka import TopicPartition
@@ -32,13 +33,20 @@ class AIOKafka:
         return {TopicPartition(tp.topic, tp.partition) for tp in STREAM | CHANGELOG}
 
     def pause(self, *tps):
+        self.paused_tps.update(tps)
         self.events.append(("fetch paused", frozenset((tp.topic, tp.partition) for tp in tps)))
 
     def resume(self, *tps):
+        self.paused_tps.difference_update(tps)
         self.events.append(("fetch resumed", frozenset((tp.topic, tp.partition) for tp in tps)))
+
+    def paused(self):
+        return set(self.paused_tps)
 
 
 class Thread:
+    reply_s = 0.0  # the consumer thread has done the call; its answer reaches the caller this much later
+
     def __init__(self, events: list):
         self.aio = AIOKafka(events)
 
@@ -46,27 +54,34 @@ class Thread:
         return self.aio
 
     async def call_thread(self, fun, *args):
-        return fun(*args)
+        result = fun(*args)
+        await asyncio.sleep(self.reply_s)
+        return result
 
 
 class Consumer:
+    seek_s = 0.01
+
     def __init__(self, events: list):
         self.events = events
         self._thread = Thread(events)
         self._buffered_partitions = {TP("decisions", 1)}
+        self._paused_partitions: set = set()
 
     def assignment(self):
         return STREAM | CHANGELOG
 
     def pause_partitions(self, tps):
+        self._paused_partitions.update(tps)
         self.events.append(("pause", frozenset(tps)))
 
     def resume_partitions(self, tps):
+        self._paused_partitions.difference_update(tps)
         self.events.append(("resume", frozenset(tps)))
 
     async def perform_seek(self):
         self.events.append("seek start")
-        await asyncio.sleep(0.01)  # records would be fetched here if the partitions were active
+        await asyncio.sleep(self.seek_s)  # records would be fetched here if the partitions were active
         self.events.append("seek done")
 
     def resume_flow(self):
@@ -194,3 +209,65 @@ def test_changelog_partitions_are_never_held():
     asyncio.run(hold_resumes(resumes_both)(rec, 7))
     held = [e for e in rec.events if e == "returned" or e[0] == "resume"]
     assert held == [("resume", frozenset(CHANGELOG)), "returned", ("resume", frozenset({TP("decisions", 0)}))]
+
+
+async def cancelled_after(rec: FakeRecovery, delay_s: float) -> None:
+    """Run the held method until `delay_s`, then cancel it as `Recovery._restart_recovery`'s wait does when a new
+    rebalance starts (`Service.wait_first` cancels the call it was waiting for)."""
+    call = asyncio.ensure_future(hold_resumes(original("on_recovery_completed"))(rec, 7))
+    await asyncio.sleep(delay_s)
+    call.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await call
+
+
+def assert_nothing_of_the_agents_paused(rec: FakeRecovery) -> None:
+    consumer = rec.app.consumer
+    assert not (consumer._paused_partitions & STREAM), consumer._paused_partitions
+    assert consumer._thread.aio.paused() == set()
+    assert "resume_partitions" not in vars(consumer)
+
+
+def test_cancelled_while_the_consumer_thread_pauses_fetching_it_still_resumes_fetching():
+    # The consumer thread has paused them, but its answer comes after the cancel: fetching must be resumed anyway
+    # (else aiokafka keeps them paused until some later recovery happens to resume them).
+    rec = FakeRecovery()
+    rec.app.consumer._thread.reply_s = 0.05
+    asyncio.run(cancelled_after(rec, 0.01))
+    ev = rec.events
+    assert ev[first(ev, "fetch paused")] == ("fetch paused", AIO_STREAM) and "seek start" not in ev
+    assert ev[-1] == ("fetch resumed", AIO_STREAM), ev
+    assert rec.app.consumer._thread.aio.paused() == set()
+    assert "resume_partitions" not in vars(rec.app.consumer)
+
+
+def test_a_recovery_interrupted_in_its_seek_leaves_nothing_paused_once_the_next_one_has_run(caplog):
+    # Generation 7's seek is interrupted by a new rebalance; Faust pauses the whole new assignment (as
+    # `App._on_partitions_assigned` does) and the recovery of that generation runs to its end.
+    rec = FakeRecovery()
+    rec.app.consumer.seek_s = 0.2
+    with caplog.at_level("INFO", logger="riskstream.stream"):
+        asyncio.run(cancelled_after(rec, 0.05))
+    assert "seek start" in rec.events and "seek done" not in rec.events
+    assert stream_resumes(rec.events) == [] and rec.events[-1] == ("fetch resumed", AIO_STREAM)
+    assert "interrupted by a new rebalance" in caplog.text
+    rec.app.consumer.pause_partitions(rec.app.consumer.assignment())
+    rec.app.consumer.seek_s = 0.01
+    asyncio.run(hold_resumes(original("on_recovery_completed"))(rec, 7))
+    assert_nothing_of_the_agents_paused(rec)
+
+
+def test_paused_agents_counts_neither_changelogs_nor_resumed_partitions():
+    from riskstream.stream.resume import paused_agents
+
+    rec = FakeRecovery()
+    consumer = rec.app.consumer
+    consumer.app = rec.app
+    rec.app.tables = rec.tables
+    consumer.pause_partitions(STREAM | CHANGELOG)
+    asyncio.run(hold_resumes(original("on_recovery_completed"))(rec, 7))
+    consumer.pause_partitions(CHANGELOG)  # as Faust leaves its active changelog partitions after recovery
+    assert asyncio.run(paused_agents(consumer)) == (0, 0)
+    consumer.pause_partitions({TP("decisions", 0)})
+    consumer._thread.aio.pause(*consumer._thread.aio.assignment())
+    assert asyncio.run(paused_agents(consumer)) == (1, 3)

@@ -11,7 +11,7 @@ the records to publish, each with a bounded metric label). None of them reads a 
 
 from riskstream.core.steps.account import STATE_REJECTIONS, StepResult, Valid, account_batch, account_one, \
     portfolio_key, versions_key
-from riskstream.core.steps.actuate import ActuateResult, Decision, actuate_batch, breaker_key
+from riskstream.core.steps.actuate import ActuateResult, Decision, actuate_batch, breaker_key, tick_record
 from riskstream.core.steps.context import Context, PipelineConfig, initial_model
 from riskstream.core.steps.control import route_control
 from riskstream.core.steps.ingest import Source, dead, ingest, ingest_batch
@@ -21,4 +21,4 @@ from riskstream.core.steps.train import TrainResult, TrainState, new_train_state
 __all__ = ["ActuateResult", "Context", "Decision", "Out", "PipelineConfig", "STATE_REJECTIONS", "Source",
            "StepResult", "TrainResult", "TrainState", "Valid", "account_batch", "account_one", "actuate_batch",
            "breaker_key", "command_out", "dead", "ingest", "ingest_batch", "initial_model", "new_train_state", "portfolio_key",
-           "route_control", "train_batch", "versions_key"]
+           "route_control", "tick_record", "train_batch", "versions_key"]

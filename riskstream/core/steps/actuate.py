@@ -8,6 +8,10 @@ control topic; the control agent routes the trip to every partition, so a flood 
 breaker would. The command ids already sent come in as `sent` (read only) and the ids this batch sent go out in
 the result.
 
+A policy's CLOSE/FREEZE waits in its partition's breaker until that partition's event time is one window past it
+(`config.breaker_hold_ms`), so a flood that trips the breaker sends none. Only decisions, cures and ticks move that
+clock: a control input carries its sender's wall-clock time. A tick (`tick_record`) moves it without a decision.
+
 >>> from riskstream.core.steps.context import PipelineConfig
 >>> d = {"decision_id": "d1", "account_id": "a1", "action": "WARN", "params": {}, "mode": "live",
 ...      "policy_version": 1, "event_time": 5, "active_accounts": 100}
@@ -48,7 +52,17 @@ class ActuateResult(NamedTuple):
     audit: list          # audit records, appended before the commands leave
     sent_ids: list       # command ids this batch sends
     counts: Counter      # bounded event counts for metrics: breaker_trips, commands_held, duplicates_suppressed
-    breakers: dict       # partition -> (open 0/1, commands held), for gauges
+    breakers: dict       # partition -> (open 0/1, commands held, commands waiting), for gauges
+
+
+#: Inputs stamped with an event time (they move the breaker's clock); the other inputs come from the control topic.
+EVENT_TIMED = frozenset({"decision", "cure"})
+
+
+def tick_record(partition: int, event_time: int) -> Decision:
+    """A decisions-topic input that only moves partition `partition`'s breaker clock to `event_time` (so the
+    CLOSE/FREEZE waiting there leave without a later decision). Offset -1: it is not on the topic."""
+    return Decision(b"__tick__", orjson.dumps({"kind": "tick", "event_time": int(event_time)}), partition, -1)
 
 
 def breaker_key(partition: int) -> bytes:
@@ -60,7 +74,7 @@ def new_breaker(config: PipelineConfig) -> MassCloseBreaker:
     counts from the same minimum number of commands (a small partition must not trip on a handful of closes)."""
     n = config.partitions
     return MassCloseBreaker(config.breaker_max_share, max(1, math.ceil(config.breaker_max_count / n)),
-                            min_count_for_share=config.breaker_min_count_for_share)
+                            min_count_for_share=config.breaker_min_count_for_share, hold_ms=config.breaker_hold_ms)
 
 
 def trip_announcement(partition: int, breaker: MassCloseBreaker, now: int, signer) -> Out:
@@ -101,7 +115,11 @@ def actuate_batch(config: PipelineConfig, get: Callable[[bytes], bytes | None], 
         inp = orjson.loads(rec.value)
         now = int(inp.get("event_time") or inp.get("time") or 0)
         breaker = breaker_of(rec.partition)
-        if inp.get("kind") == "breaker_trip":
+        kind = inp.get("kind") or ("decision" if inp.get("decision_id") else None)
+        if kind == "tick":  # event time moved on without a decision: the waits that are over end
+            passed, _ = breaker.advance(now)
+            send(passed)
+        elif kind == "breaker_trip":
             audit.extend(breaker.trip(now, cause=f"partition {inp.get('partition')}", control_id=inp["control_id"]))
         elif inp.get("kind") == "breaker_reset":
             released, dropped, a = breaker.reset(inp.get("how", "release"), now, inp.get("by"), inp.get("reason"),
@@ -124,7 +142,10 @@ def actuate_batch(config: PipelineConfig, get: Callable[[bytes], bytes | None], 
             audit.extend(a)
             share_base = max(1, int(inp.get("active_accounts") or 0) // config.partitions)
             was_tripped = breaker.tripped
-            passed, a = breaker.offer(commands, now, share_base)
+            # Only event time moves the breaker's clock; a control input (manual, override) carries the time its
+            # sender's wall clock gave it. A person's command is counted but does not wait.
+            timed = kind in EVENT_TIMED
+            passed, a = breaker.offer(commands, now if timed else None, share_base, wait=timed)
             for r in a:
                 counts["breaker_" + r["payload"]["event"]] += 1
             audit.extend(a)
@@ -133,5 +154,5 @@ def actuate_batch(config: PipelineConfig, get: Callable[[bytes], bytes | None], 
             send(passed)
             dirty[rec.key] = encode_line(new)
         dirty[breaker_key(rec.partition)] = orjson.dumps(breaker.encode())
-    gauges = {p: (int(b.tripped), len(b.held)) for p, b in breakers.items()}
+    gauges = {p: (int(b.tripped), len(b.held), len(b.waiting)) for p, b in breakers.items()}
     return ActuateResult(dirty, outs, audit, sent_ids, counts, gauges)

@@ -39,6 +39,7 @@ class PipelineConfig:
     breaker_max_share: float = 0.2     # CLOSE+FREEZE in a sliding minute, as a share of active accounts ...
     breaker_max_count: int = 200       # ... or as an absolute count: either trips the breaker
     breaker_min_count_for_share: int = 10  # the share counts only from this many commands in the window
+    breaker_hold_ms: int = 60_000      # a policy's CLOSE/FREEZE waits this long in event time before it leaves
     behaviour_sample: int = 8          # 1 in N behaviour events trains the anomaly model (deterministic by id)
     partitions: int = TOPOLOGY.topic(VALID).partitions  # valid = decisions partitions: per-partition state
     model_config_path: Path | None = None  # models.yaml overlay (None: the bundled models.yaml)

@@ -10,7 +10,7 @@ from riskstream.core.account.record import AccountRecord
 from riskstream.core.actuator import SentCommands
 from riskstream.core.names import COMMANDS as T_COMMANDS, DEAD as T_DEAD, DECISIONS as T_DECISIONS
 from riskstream.core.steps import (Context, Decision, PipelineConfig, Source, account_one, actuate_batch,
-                                   breaker_key, ingest)
+                                   breaker_key, ingest, tick_record)
 from riskstream.offline.replay import replay
 from riskstream.ops.simulator import SimConfig, Simulator
 
@@ -146,29 +146,50 @@ def _close(i, t, account=None):
 
 def test_breaker_is_per_partition_and_its_state_is_in_the_table():
     """One breaker per decisions partition, kept under breaker_key(p): a restarted actuator (or another process
-    taking the partition over) reads it back, held commands included; a drop reset undoes each held command."""
+    taking the partition over) reads it back, waiting and held commands included; a drop reset undoes each held
+    command."""
     cfg = PipelineConfig(breaker_max_count=8, partitions=4)  # 2 per partition (the share needs 10: not reached)
     table, sent = {}, SentCommands()
     closes = [Decision(f"a{i}".encode(), orjson.dumps(_close(i, 1000 + i)), 1, i) for i in range(5)]
     r1 = actuate_batch(cfg, table.get, closes[:3], sent)
     table.update(r1.dirty)
     sent.update(r1.sent_ids)
-    assert [o.label for o in r1.outs] == ["CLOSE", "CLOSE", "breaker_trip"] and r1.breakers == {1: (1, 1)}
-    assert r1.counts["breaker_tripped"] == 1 and r1.counts["breaker_held"] == 1
-    # Another partition has its own breaker.
+    # the third CLOSE in the minute trips it: the two waiting are held with it, none has left
+    assert [o.label for o in r1.outs] == ["breaker_trip"] and r1.breakers == {1: (1, 3, 0)}
+    assert r1.counts["breaker_tripped"] == 1 and r1.counts["breaker_held"] == 3
+    # Another partition has its own breaker: its CLOSE waits a minute of event time, then leaves.
     other = actuate_batch(cfg, table.get, [Decision(b"b1", orjson.dumps(_close(9, 1000, "b1")), 2, 0)], sent)
-    assert [o.label for o in other.outs] == ["CLOSE"]
+    table.update(other.dirty)
+    assert other.outs == [] and other.breakers == {2: (0, 0, 1)}
+    later = actuate_batch(cfg, table.get, [tick_record(2, 1000 + cfg.breaker_hold_ms)], sent)
+    table.update(later.dirty)
+    assert [o.label for o in later.outs] == ["CLOSE"] and not orjson.loads(table[breaker_key(2)])["waiting"]
     # "Restart": a fresh call with only the table: still tripped, more held.
     r2 = actuate_batch(cfg, table.get, closes[3:], sent)
     table.update(r2.dirty)
-    assert r2.outs == [] and orjson.loads(table[breaker_key(1)])["tripped"]
+    assert r2.outs == [] and orjson.loads(table[breaker_key(1)])["tripped"] and r2.breakers == {1: (1, 5, 0)}
     reset = {"kind": "breaker_reset", "how": "drop", "control_id": "r1", "time": 2000, "by": "ops"}
     r3 = actuate_batch(cfg, table.get, [Decision(b"__breaker__", orjson.dumps(reset), 1, 5)], sent)
     table.update(r3.dirty)
-    assert r3.outs == [] and {b"a2", b"a3", b"a4"} <= set(r3.dirty)
+    assert r3.outs == [] and {b"a0", b"a1", b"a2", b"a3", b"a4"} <= set(r3.dirty)
     # The same reset again (redelivered) does nothing.
     r4 = actuate_batch(cfg, table.get, [Decision(b"__breaker__", orjson.dumps(reset), 1, 5)], sent)
     assert r4.audit == []
+
+
+def test_a_control_input_neither_waits_nor_moves_the_breaker_clock():
+    """A person's CLOSE (routed from the control topic, stamped by a wall clock) leaves at once; the clock the
+    policy's CLOSE wait on stays in event time."""
+    cfg = PipelineConfig(breaker_max_count=40, partitions=4)
+    table, sent = {}, SentCommands()
+    r1 = actuate_batch(cfg, table.get, [Decision(b"a1", orjson.dumps(_close(1, 1000)), 0, 0)], sent)
+    table.update(r1.dirty)
+    manual = {"kind": "manual", "account_id": "m1", "control_id": "c1", "action": "CLOSE", "by": "ops",
+              "time": 10 ** 13}
+    r2 = actuate_batch(cfg, table.get, [Decision(b"m1", orjson.dumps(manual), 0, 1)], sent)
+    table.update(r2.dirty)
+    assert [o.label for o in r2.outs] == ["CLOSE"] and orjson.loads(r2.outs[0].value)["account_id"] == "m1"
+    assert orjson.loads(table[breaker_key(0)])["clock"] == 1000 and orjson.loads(table[breaker_key(0)])["waiting"]
 
 
 def test_a_trip_in_one_partition_holds_closes_in_every_partition():
@@ -187,9 +208,9 @@ def test_a_trip_in_one_partition_holds_closes_in_every_partition():
     assert routed.refused is None, "the actuator signs the trips it announces"
     r2 = actuate_batch(cfg, table.get, [Decision(o.key, o.value, o.partition, 10) for o in routed.outs], sent)
     table.update(r2.dirty)
-    assert {p for p, (open_, _) in r2.breakers.items() if open_} == {0, 1, 2, 3}
+    assert {p for p, (open_, _, _) in r2.breakers.items() if open_} == {0, 1, 2, 3}
     r3 = actuate_batch(cfg, table.get, [Decision(b"b1", orjson.dumps(_close(9, 1100, "b1")), 2, 11)], sent)
-    assert [o.label for o in r3.outs] == [] and r3.breakers[2] == (1, 1)
+    assert [o.label for o in r3.outs] == [] and r3.breakers[2] == (1, 1, 0)
 
 
 def test_a_batch_re_run_after_a_crash_decides_with_the_versions_written_ahead(records):
