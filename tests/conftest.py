@@ -140,3 +140,17 @@ def _attach_process_logs(item, report, lines: int = 60) -> None:
                 except ValueError:
                     tail.append(line[:300])
             report.sections.append((f"log tail of {proc.name} (alive={proc.alive()})", "\n".join(tail)))
+
+
+def pytest_terminal_summary(terminalreporter):
+    """The fault suite's table of figures (tests/faults, and scenario 7 in test_ingest_e2e), kept in var/faults."""
+    from tests.faults.harness import ROWS, format_table
+
+    if not ROWS:
+        return
+    table = format_table(ROWS)
+    terminalreporter.write_sep("=", "fault suite: figures of each scenario against its clean run")
+    terminalreporter.write_line(table)
+    out = Path("var/faults")
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "table.md").write_text(table + "\n")

@@ -139,6 +139,18 @@ class LagMonitor:
                                                                         end[tp], start.get(tp, 0))
         return lags
 
+    async def positions(self, tps) -> dict:
+        """``{tp: (group's committed offset or None, end offset)}`` of aiokafka ``tps``, both asked of the broker now
+        (a fetcher's highwater can be older than the records already appended)."""
+        await self.start()
+        committed = await self._admin.list_consumer_group_offsets(self.group, partitions=list(tps))
+        end = await self._consumer.end_offsets(list(tps))
+        out = {}
+        for tp in tps:
+            c = committed.get(tp)
+            out[tp] = (c.offset if c is not None and c.offset >= 0 else None, end[tp])
+        return out
+
     def export(self, lags: dict[tuple[str, int], int]) -> None:
         """Set the gauge of each measured partition and drop the series of partitions not measured any more."""
         now = set()

@@ -44,11 +44,24 @@ newer generation it returns early, and that generation's recovery follows). If t
 (`ServiceStopped`), they are resumed as Faust would have done. `paused_agents` counts what is left paused (the
 stall watch logs it: Faust's own paused set keeps its active changelog partitions after every recovery).
 
+A rebalance can also begin *during* the seek without Faust noticing: its check (`Recovery._wait`) only sees the
+new generation's recovery signal, set once the new assignment has reached `Recovery.on_rebalance`; the revocation
+comes well before that. If the seek returns in between (seen: a second worker joining a new group while the first
+one seeks, the rewind of `riskstream.stream.rewind` logged after "Revoking"), Faust finished the stale recovery: it
+resumed the flow and then this module resumed the agents' partitions *in the middle of the new rebalance*, and called
+`App.on_rebalance_end` for it ("Missing sensor state for rebalance"). The first fetch of each partition (offset 0
+onwards, nothing committed yet) was then delivered before the new generation's own recovery, cut short by it, and
+Faust never read the rest: its gap check (`Consumer._drain_messages`: `gap > 1 and r_offset`) ignores a jump from
+offset 0, the commit stayed at 1 and the records were read only at a later rebalance, out of order. So the wrapper
+knows the rebalance its generation was assigned in (`App.rebalancing_count`, noted by the rebalance listener in the
+consumer thread, where revocations are counted too): when the seek returns inside a newer rebalance, it raises
+`RebalanceAgain` before Faust applies the seek's offsets, and nothing of the stale recovery is resumed.
+
 `tests/stream/test_resume.py` runs Faust's own methods against a recording consumer and fails if Faust changes
 that order (fixed upstream: this module may go) or the hold stops seeing it; `tests/e2e/test_takeover.py` restarts
 a worker and an actuator with a slow seek and checks that every agent processed every record;
 `tests/e2e/test_scaleout.py` holds a worker in this seek while a second worker joins, then checks that both fetch
-and commit every partition.
+and commit every partition (and, over a new group, that the seek ending inside that join skips nothing).
 """
 
 from __future__ import annotations
@@ -59,7 +72,7 @@ import logging
 
 log = logging.getLogger("riskstream.stream")
 
-__all__ = ["install", "hold_resumes", "set_fetching", "paused_agents"]
+__all__ = ["install", "hold_resumes", "assigned_in", "set_fetching", "paused_agents"]
 
 
 def hold_resumes(method):
@@ -68,7 +81,12 @@ def hold_resumes(method):
 
     @functools.wraps(method)
     async def wrapper(self, *args, **kwargs):
-        consumer = self.app.consumer
+        app = self.app
+        consumer = app.consumer
+        rebalance = assigned_in(app, kwargs.get("generation_id", args[0] if args else 0))
+        if app.rebalancing_count != rebalance:
+            log.info("end-of-recovery seek skipped: a new rebalance has begun since its generation was assigned")
+            raise RebalanceAgain()
         agents = {tp for tp in consumer.assignment() if not self._is_changelog_tp(tp)}
         consumer.pause_partitions(agents)  # normally paused already, since the assignment
         consumer._buffered_partitions.difference_update(agents)  # getmany delivers these even when inactive
@@ -81,8 +99,15 @@ def hold_resumes(method):
             if tps - of_agents:
                 type(consumer).resume_partitions(consumer, tps - of_agents)
 
-        # An instance attribute shadows the method for the duration of this call only.
+        async def seek_to_committed():
+            committed = await type(consumer).seek_to_committed(consumer)
+            if app.rebalancing_count != rebalance:
+                raise RebalanceAgain()  # the seek ended inside a newer rebalance: its offsets are not ours to apply
+            return committed
+
+        # Instance attributes shadow the methods for the duration of this call only.
         consumer.resume_partitions = resume_partitions
+        consumer.seek_to_committed = seek_to_committed
         resume = False
         try:
             # Inside the try: a call cancelled while the consumer thread pauses them still resumes them below.
@@ -103,6 +128,10 @@ def hold_resumes(method):
         finally:
             if vars(consumer).get("resume_partitions") is resume_partitions:
                 del consumer.resume_partitions
+            if vars(consumer).get("seek_to_committed") is seek_to_committed:
+                del consumer.seek_to_committed
+            if resume and app.rebalancing_count != rebalance:
+                resume = False  # revoked after the seek: that rebalance's recovery resumes them
             if resume and held:
                 tps = held & set(consumer.assignment())
                 type(consumer).resume_partitions(consumer, tps)
@@ -116,6 +145,15 @@ def hold_resumes(method):
 
     wrapper.riskstream_resume = True
     return wrapper
+
+
+def assigned_in(app, generation_id: int) -> int:
+    """`App.rebalancing_count` when `generation_id` was assigned (noted by `install()`'s rebalance listener), or the
+    current count if that is unknown (another generation was assigned since, or the listener is not installed)."""
+    noted = vars(app).get("_riskstream_assigned")
+    if noted is not None and noted[0] == generation_id:
+        return noted[1]
+    return app.rebalancing_count
 
 
 async def set_fetching(consumer, tps, *, paused: bool) -> None:
@@ -156,11 +194,28 @@ async def paused_agents(consumer, timeout_s: float = 2.0) -> tuple[int, int | No
         return in_faust, None
 
 
+def note_assignments(on_partitions_assigned):
+    """Wrap Faust's aiokafka `ConsumerRebalanceListener.on_partitions_assigned` (consumer thread) so that the app
+    knows in which rebalance (`App.rebalancing_count`, counted at each revocation) each generation was assigned."""
+
+    @functools.wraps(on_partitions_assigned)
+    async def wrapper(self, assigned):
+        app = self._thread.app
+        generation = self._thread._ensure_consumer()._coordinator.generation
+        app._riskstream_assigned = (generation, app.rebalancing_count)
+        return await on_partitions_assigned(self, assigned)
+
+    return wrapper
+
+
 def install() -> None:
     """Patch Faust's recovery once per process (idempotent)."""
     from faust.tables.recovery import Recovery
+    from faust.transport.drivers.aiokafka import ConsumerRebalanceListener
 
     if getattr(Recovery.on_recovery_completed, "riskstream_resume", False):
         return
+    ConsumerRebalanceListener.on_partitions_assigned = note_assignments(
+        ConsumerRebalanceListener.on_partitions_assigned)
     Recovery.on_recovery_completed = hold_resumes(Recovery.on_recovery_completed)
     Recovery._resume_streams = hold_resumes(Recovery._resume_streams)

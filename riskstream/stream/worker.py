@@ -152,7 +152,8 @@ def build_worker(s: StreamSettings) -> faust.App:
     topo = s.topology
     app = make_app(topo.topic_prefix + topo.agents["score"].group, s)
     agents = ("ingest", "market", "score", "trainer")
-    watch = install_watch(app, agents, install_lag_timer(app, s.bootstrap, topo, agents, security=s.security))
+    lag = install_lag_timer(app, s.bootstrap, topo, agents, security=s.security)
+    watch = install_watch(app, agents, lag)
     wc = WorkerContext(s)
     pub = Publisher(app, topo)
     accounts = app.Table("accounts", default=None, key_type=bytes, value_type=bytes,
@@ -168,7 +169,7 @@ def build_worker(s: StreamSettings) -> faust.App:
     async def watch_policy_file() -> None:
         watch_file(wc)
 
-    add_ingest_agents(app, s, pub, watch)
+    add_ingest_agents(app, s, pub, watch, lag)
     add_score_agent(app, s, wc, pub, watch, accounts)
     add_trainer_agent(app, s, wc, pub, watch)
     return app
@@ -195,10 +196,17 @@ IDLE_QUIET_S = 10.0     # ... and when it read nothing for a while (another work
 
 
 class IdleSources:
-    """Which source partitions this worker has read to their end: those are "read up to now - skew" (docs/time.md)."""
+    """Which source partitions this worker has read to their end: those are "read up to now - skew" (docs/time.md).
 
-    def __init__(self, app: faust.App, pub: Publisher, physical: set[str]):
-        self.app, self.pub, self.physical = app, pub, physical
+    A partition is read to its end when this process has ingested and published its last record, or, for one it has
+    read nothing of, when its group's committed offset is at the end (nothing is left for this process to read). The
+    fetch position is no witness: Faust's fetcher runs ahead of the agent, so a partition fetched to its end may still
+    have records waiting in the stream buffer. Announcing such a partition broke the mark's promise (its unread
+    records are older than the mark) and those records were applied out of publication order (tests/faults).
+    """
+
+    def __init__(self, app: faust.App, pub: Publisher, physical: set[str], lag):
+        self.app, self.pub, self.physical, self.lag = app, pub, physical, lag
         self.read_upto: dict = {}   # TP -> last offset ingested and published by this process
         self.last_batch = 0.0
         self.announced = 0.0
@@ -209,39 +217,35 @@ class IdleSources:
             self.read_upto[tp] = max(self.read_upto.get(tp, -1), ev.message.offset)
 
     async def caught_up(self, tps) -> dict:
+        from aiokafka import TopicPartition
+
         tps = [tp for tp in tps if tp.topic in self.physical]
         if not tps:
             return {}
+        at = now_ms() - IDLE_SKEW_MS   # before the broker is asked: a record appended later is not older than this
         try:
-            ends = await self.app.consumer.highwaters(*tps)
-        except Exception:  # noqa: BLE001 - not known yet: announce nothing
+            pos = await self.lag.positions([TopicPartition(tp.topic, tp.partition) for tp in tps])
+        except Exception:  # noqa: BLE001 - not known now: announce nothing (the next tick asks again)
             return {}
-        quiet = now_ms() / 1000 - self.last_batch > 2 * BATCH_WITHIN_S + 1
         marks = {}
         for tp in tps:
-            end = ends.get(tp)
-            if end is None:
-                continue
+            committed, end = pos[TopicPartition(tp.topic, tp.partition)]
             done = self.read_upto.get(tp)
-            if done is None:  # nothing read here: caught up if the fetch position is at the end and no batch came
-                try:
-                    pos = await self.app.consumer.position(tp)
-                except Exception:  # noqa: BLE001
-                    continue
-                ok = end == 0 or (pos is not None and pos >= end and quiet)
+            if done is None:
+                ok = end == 0 or (committed is not None and committed >= end)
             else:
                 ok = done + 1 >= end
             if ok:
-                marks[f"{self.pub.logical(tp.topic)}/{tp.partition}"] = now_ms() - IDLE_SKEW_MS
+                marks[f"{self.pub.logical(tp.topic)}/{tp.partition}"] = at
         return marks
 
 
-def add_ingest_agents(app: faust.App, s: StreamSettings, pub: Publisher, watch) -> None:
+def add_ingest_agents(app: faust.App, s: StreamSettings, pub: Publisher, watch, lag) -> None:
     topo = s.topology
     cfg = s.pipeline_config or PipelineConfig(partitions=topo.topic(names.VALID).partitions,
                                               sources=default_sources(topo))  # no model needed: start at once
     sources = raw_topic(app, *[topo.name(t) for t in topo.agents["ingest"].reads])
-    idle = IdleSources(app, pub, {topo.name(t) for t in topo.agents["ingest"].reads})
+    idle = IdleSources(app, pub, {topo.name(t) for t in topo.agents["ingest"].reads}, lag)
 
     async def run(stream, agent: str, keep_valid: bool) -> None:
         async for batch in stream.take_events(BATCH_MAX, within=BATCH_WITHIN_S):

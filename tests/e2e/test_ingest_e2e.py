@@ -466,6 +466,13 @@ def test_nothing_lost_nothing_twice(run):
           f"; truncated originals {truncated}")
     assert processed + len(ingest_dead) == N_TOTAL
     assert share >= 0.20
+    # The fault suite's scenario 7 (tests/faults): this run is its 100,000 hostile events.
+    from tests.faults.harness import ROWS, Row
+
+    state_dead = sum(1 for _, _, d in dead if d["source_topic"] not in topic_of)
+    ROWS.append(Row("7 100,000 hostile events", N_TOTAL, processed - state_dead, len(ingest_dead) + state_dead,
+                    None, None, None, N_TOTAL - processed - len(ingest_dead), None, None, None,
+                    f"worker alive: {run['worker'].alive()}, restarts 0"))
     assert len(by_reason) >= 11, by_reason
 
 

@@ -118,3 +118,55 @@ def test_two_workers_fetch_every_partition_after_a_join_interrupts_recovery(kafk
     assert INTERRUPTED in a.log_text(), "A's end-of-recovery seek was not interrupted: the test missed its case"
     print(f"worker A: {generations(a)} recoveries, {a.log_text().count(INTERRUPTED)} interrupted, "
           f"{len(seeks.read_text().splitlines())} seeks")
+
+
+STALE_END = "Missing sensor state for rebalance"  # Faust: a rebalance's end was reported by a stale recovery
+
+
+def seek_ended_inside_the_join(proc) -> bool:
+    """The first generation's rewind (riskstream.stream.rewind) logged after its partitions were revoked."""
+    text = proc.log_text()
+    revoked = text.find("Revoking previously assigned partitions frozenset(")
+    return revoked >= 0 and text.find("without a committed offset read again from their beginning", revoked) >= 0
+
+
+@pytest.mark.kafka
+def test_a_join_during_the_first_recovery_of_a_new_group_skips_nothing(kafka_pipeline, tmp_path):
+    """A brand-new group over a backlog (no committed offset anywhere): worker A's first end-of-recovery seek ends
+    inside the rebalance of B's join, after A's partitions were revoked and before A's next recovery is signalled
+    (tests/e2e/slowseek/sitecustomize.py, RISKSTREAM_TEST_SEEK_AFTER_REVOKE). Faust finished that stale recovery: it
+    resumed the flow and (through riskstream.stream.resume) the agents' partitions in the middle of the new rebalance,
+    and reported that rebalance's end. A's agents then fetched and processed records before their generation had
+    recovered, and that recovery threw away what was queued (tests/faults scenario 2: the first fetch of every
+    upstream partition cut short after offset 0, its other records read only at a later rebalance, out of order).
+    """
+    pipeline = kafka_pipeline
+    reads = worker_reads(pipeline)
+    acc = Accounts(400, "NEW")
+    backlog = acc.opened() + acc.events("drawdown", rounds=6)
+    publish(pipeline, backlog)
+    sent = event_ids(backlog)
+
+    hook = tmp_path / "after-revoke"
+    env = {"PYTHONPATH": os.pathsep.join(p for p in (str(SLOW_SEEK_DIR), os.environ.get("PYTHONPATH")) if p),
+           "RISKSTREAM_TEST_SEEK_AFTER_REVOKE": str(hook)}
+    a = pipeline.start("worker", name="worker-a", env=env)
+    seeks = Path(str(hook) + ".seeks")
+    wait_for("worker A in its first end-of-recovery seek", seeks.exists, timeout=120, every=0.2)
+    assert "waits for a revocation" in a.log_text(), "worker A: test hook not loaded"
+    b = pipeline.start("worker", name="worker-b")
+    a.wait_ready(timeout=120)
+    b.wait_ready(timeout=120)
+    try:
+        wait_for("every event validated", lambda: sent <= validated(pipeline), timeout=120, every=1.0)
+        wait_for("every partition committed to its end", lambda: not behind(pipeline, reads), timeout=60,
+                 every=1.0)
+    except AssertionError:
+        print(f"sent {len(sent)}, validated {len(sent & validated(pipeline))}, (committed, end) of the partitions "
+              f"behind: {behind(pipeline, reads)}")
+        raise
+    assert a.alive() and b.alive()
+    assert generations(a) >= 2 and seek_ended_inside_the_join(a), "A's seek did not end inside B's join: case missed"
+    assert STALE_END not in a.log_text(), "A completed its first generation's recovery inside the next rebalance"
+    print(f"worker A: {generations(a)} recoveries, {a.log_text().count(INTERRUPTED)} interrupted; "
+          f"{len(sent)} events validated, every partition committed")

@@ -61,9 +61,10 @@ class Thread:
 
 class Consumer:
     seek_s = 0.01
+    revoke_in_seek = False  # a new rebalance begins (its revocation is counted) while the seek runs
 
-    def __init__(self, events: list):
-        self.events = events
+    def __init__(self, events: list, app=None):
+        self.events, self.app = events, app
         self._thread = Thread(events)
         self._buffered_partitions = {TP("decisions", 1)}
         self._paused_partitions: set = set()
@@ -79,10 +80,17 @@ class Consumer:
         self._paused_partitions.difference_update(tps)
         self.events.append(("resume", frozenset(tps)))
 
-    async def perform_seek(self):
+    async def perform_seek(self):  # as Faust's: seek in the consumer thread, then apply the offsets it returned
+        await self.seek_to_committed()
+        self.events.append("offsets applied")
+
+    async def seek_to_committed(self):
         self.events.append("seek start")
         await asyncio.sleep(self.seek_s)  # records would be fetched here if the partitions were active
+        if self.revoke_in_seek:
+            self.app.rebalancing_count += 1  # the rebalance listener's `App.on_rebalance_start`, consumer thread
         self.events.append("seek done")
+        return {}
 
     def resume_flow(self):
         self.events.append("resume flow")
@@ -114,8 +122,10 @@ class Recorder:
 class App(Recorder):
     def __init__(self, events):
         super().__init__(events, "app")
-        self.consumer = Consumer(events)
+        self.consumer = Consumer(events, self)
         self.consumer_generation_id = 7
+        self.rebalancing_count = 3
+        self._riskstream_assigned = (7, 3)  # generation 7 was assigned in rebalance 3 (`note_assignments`)
 
 
 class Tables(Recorder):
@@ -271,3 +281,70 @@ def test_paused_agents_counts_neither_changelogs_nor_resumed_partitions():
     consumer.pause_partitions({TP("decisions", 0)})
     consumer._thread.aio.pause(*consumer._thread.aio.assignment())
     assert asyncio.run(paused_agents(consumer)) == (1, 3)
+
+
+@pytest.mark.parametrize("name", ["on_recovery_completed", "_resume_streams"])
+def test_faust_itself_completes_a_recovery_whose_seek_ended_inside_a_new_rebalance(name):
+    # The revocation of a new rebalance came during the seek; its recovery signal (what Faust's `_wait` checks)
+    # comes later. Faust applies the seek's offsets and resumes the flow anyway, in the middle of that rebalance.
+    rec = FakeRecovery()
+    rec.app.consumer.revoke_in_seek = True
+    asyncio.run(original(name)(rec, 7))
+    assert "offsets applied" in rec.events and "resume flow" in rec.events, (
+        f"Faust {name} now notices a rebalance begun during its seek: the check in hold_resumes may go "
+        f"({rec.events})")
+
+
+@pytest.mark.parametrize("name", ["on_recovery_completed", "_resume_streams"])
+def test_patched_a_seek_ending_inside_a_new_rebalance_completes_nothing(name, caplog):
+    rec = FakeRecovery()
+    rec.app.consumer.revoke_in_seek = True
+    with caplog.at_level("INFO", logger="riskstream.stream"), pytest.raises(RebalanceAgain):
+        asyncio.run(hold_resumes(original(name))(rec, 7))
+    ev = rec.events
+    assert "seek done" in ev
+    assert "offsets applied" not in ev and "resume flow" not in ev and "queues emptied" not in ev, ev
+    assert stream_resumes(ev) == [], ev  # Faust's side stays paused: the new rebalance's recovery resumes them
+    assert ev[-1] == ("fetch resumed", AIO_STREAM)
+    assert not {"resume_partitions", "seek_to_committed"} & set(vars(rec.app.consumer))
+    assert "interrupted by a new rebalance" in caplog.text
+
+
+def test_patched_a_recovery_of_an_already_revoked_generation_does_not_start():
+    rec = FakeRecovery()
+    rec.app.rebalancing_count = 4  # revoked since generation 7 was assigned (rebalance 3), not yet reassigned
+    with pytest.raises(RebalanceAgain):
+        asyncio.run(hold_resumes(original("on_recovery_completed"))(rec, 7))
+    assert rec.events == []
+
+
+def test_patched_revoked_after_the_seek_the_agents_partitions_are_not_resumed():
+    rec = FakeRecovery()
+
+    async def revoked_at_the_end(self, generation_id=0):
+        self.app.consumer.resume_partitions(STREAM)
+        await self.app.consumer.perform_seek()
+        self.app.rebalancing_count += 1  # revoked while the method finishes (it awaits the fetcher's start)
+
+    asyncio.run(hold_resumes(revoked_at_the_end)(rec, 7))
+    assert stream_resumes(rec.events) == [] and rec.events[-1] == ("fetch resumed", AIO_STREAM)
+
+
+def test_the_rebalance_listener_notes_in_which_rebalance_each_generation_was_assigned():
+    from types import SimpleNamespace
+
+    from riskstream.stream.resume import assigned_in, note_assignments
+
+    app = SimpleNamespace(rebalancing_count=5)
+    coordinator = SimpleNamespace(generation=9)
+    thread = SimpleNamespace(app=app, _ensure_consumer=lambda: SimpleNamespace(_coordinator=coordinator))
+    seen = []
+
+    async def on_partitions_assigned(self, assigned):
+        seen.append(assigned)
+
+    asyncio.run(note_assignments(on_partitions_assigned)(SimpleNamespace(_thread=thread), {"tp"}))
+    assert seen == [{"tp"}] and app._riskstream_assigned == (9, 5)
+    app.rebalancing_count = 6  # a revocation since
+    assert assigned_in(app, 9) == 5
+    assert assigned_in(app, 10) == 6  # unknown generation: the current count (nothing to compare with)

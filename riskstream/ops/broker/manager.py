@@ -165,6 +165,10 @@ def _tail(path: Path, n: int = 30) -> str:
         return ""
 
 
+JVM_FLAGS = ["-Xms256m", "-Xmx768m", "-XX:+UseG1GC", "-XX:TieredStopAtLevel=1", "-Djava.awt.headless=true",
+             "-Dorg.slf4j.simpleLogger.defaultLogLevel=warn"]
+
+
 def _listeners(port: int, cport: int, sasl: Sasl | None, iport: int | None) -> list[str]:
     if sasl is None:
         return [f"listeners=PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{cport}",
@@ -225,8 +229,7 @@ def start_kafka(state_dir: Path, *, port: int | None = None, timeout: float = 90
         ["--add-scram", f"{sasl.mechanism}=[name={sasl.username},password={sasl.password}]"]
     log_file = state_dir / "kafka.log"
     cp = f"{libs}/*"
-    jvm = ["-Xms256m", "-Xmx768m", "-XX:+UseG1GC", "-XX:TieredStopAtLevel=1", "-Djava.awt.headless=true",
-           "-Dorg.slf4j.simpleLogger.defaultLogLevel=warn"]
+    jvm = JVM_FLAGS
     fmt = subprocess.run([java, *jvm, "-cp", cp, "kafka.tools.StorageTool", "format", "--standalone",
                           "-t", uuid.uuid4().hex[:22], "-c", str(props), *scram], capture_output=True, text=True)
     if fmt.returncode != 0:
@@ -236,6 +239,24 @@ def start_kafka(state_dir: Path, *, port: int | None = None, timeout: float = 90
                   client=sasl.client_kwargs() if sasl else None)
     if sasl:
         info.security_protocol, info.sasl_mechanism = "SASL_PLAINTEXT", sasl.mechanism
+    return info
+
+
+def restart_kafka(state_dir: Path, *, timeout: float = 90) -> BrokerInfo:
+    """Start a stopped Kafka again on its own ports and data (``start`` formats fresh storage): an outage, not a reset."""
+    state_dir = Path(state_dir)
+    props = state_dir / "server.properties"
+    if not props.exists():
+        raise BrokerError(f"{props}: no Kafka was started here. Fix: start one with `riskstream broker start`")
+    if status(state_dir):
+        raise BrokerError(f"{state_dir}: the broker is still running. Fix: stop it first")
+    java = shutil.which("java")
+    port = int(next(ln for ln in props.read_text().splitlines()
+                    if ln.startswith("listeners=")).split("PLAINTEXT://127.0.0.1:")[1].split(",")[0])
+    jvm = JVM_FLAGS
+    info = _spawn("kafka", [java, *jvm, "-cp", f"{fetch_kafka(lambda m: None)}/*", "kafka.Kafka", str(props)], port,
+                  state_dir, state_dir / "kafka.log", timeout)
+    (state_dir / "broker.json").write_bytes(info.to_json())
     return info
 
 
