@@ -144,7 +144,7 @@ class OfflineDriver:
     def _learn(self, labels: list[bytes]) -> None:
         from riskstream.core.models.snapshot import load_snapshot
 
-        res = train_batch(self.train, labels)
+        res = train_batch(self.train, labels, quality=False)  # nothing offline reads the AUC
         for o in res.outs:
             self.on_output(o)
             _, model = load_snapshot(o.value, key=self.train.trainer.key)  # exactly what a worker loads
