@@ -199,7 +199,7 @@ def _run_policy(events: Path, policy_path: Path, *, now_ms: int | Callable[[], i
 
     # Every policy starts from the same model and learns from the same labels, as the live trainer does.
     driver = OfflineDriver(config=PipelineConfig(policy_path=Path(policy_path), challenger_paths=tuple(shadow_paths)),
-                           learn=True, on_output=None, keep_audit=False)
+                           learn=True, on_output=None, keep_audit=False, actuate_shadow=False)
     sweep = OfflineActuator(sweep_names)
     own, own_ids, commands, dead = [], [], [], 0
     outs: list = []
