@@ -145,6 +145,12 @@ def decide(policy: Policy, facts: dict, reasons_from_model, ctx: dict, memory: d
             if rule.id in was_off and not holds_in_band(facts):
                 off.remove(rule.id)  # re-armed now; its own condition is false anyway
     last_by_action = mem["last"]
+    if not plan.any_holds(facts):
+        # No condition holds: no candidate, as the loop below would find (a disarmed rule whose condition is false
+        # stays disarmed or was re-armed above; the memory is cleaned the same way).
+        if off:
+            mem["off"] = [r for r in off if r in plan.known_ids]
+        return None, mem
     # Candidates in rank order (action_order, then file order): the first one not cooling down decides.
     for rule, holds_now, _holds_in_band, margins in plan.ranked:
         if rule.id in was_off or not holds_now(facts):
