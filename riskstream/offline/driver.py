@@ -56,7 +56,7 @@ class Followed:
 class OfflineDriver:
     def __init__(self, ctx: Context | None = None, *, config: PipelineConfig | None = None, learn: bool = True,
                  follow: Followed | None = None, on_output: Callable[[Out], None] | None = None,
-                 actuate: bool = True, route: bool = True, keep_audit: bool = True):
+                 actuate: bool = True, route: bool = True, keep_audit: bool = True, actuate_shadow: bool = True):
         self.ctx = ctx or Context(config or PipelineConfig())
         self.config = self.ctx.config
         self.accounts: dict[bytes, bytes] = {}
@@ -72,6 +72,10 @@ class OfflineDriver:
         self.actuate = actuate  # False: decisions are only returned (a caller feeds the actuator another order)
         self.route = route      # False: control messages the actuator emits are not routed back (a caller does)
         self.keep_audit = keep_audit  # False: a long run that never reads `audit` does not hold one entry per input
+        # False: challengers' (shadow) decisions are returned but not actuated. Live, the actuator only audits them
+        # and remembers their ids on the line; a caller that actuates them itself (the backtest's sweep copies)
+        # skips that, and the champion's lines then see only what a run without shadows would give them.
+        self.actuate_shadow = actuate_shadow
 
     def _next_offset(self, topic: str, partition: int) -> int:
         o = self.offsets[(topic, partition)]
@@ -110,7 +114,7 @@ class OfflineDriver:
         labels = []
         for o in res.outs:
             self.on_output(o)
-            if o.topic == DECISIONS and self.actuate:
+            if o.topic == DECISIONS and self.actuate and (self.actuate_shadow or not o.label.startswith("challenger/")):
                 p = partition_for(o.key, self.config.partitions)
                 self._actuate(Decision(o.key, o.value, p, self._next_offset(DECISIONS, p)))
             elif o.topic == LABELS:
@@ -157,7 +161,7 @@ class OfflineDriver:
     def _learn(self, labels: list[bytes]) -> None:
         from riskstream.core.models.snapshot import load_snapshot
 
-        res = train_batch(self.train, labels)
+        res = train_batch(self.train, labels, quality=False)  # nothing offline reads the AUC
         for o in res.outs:
             self.on_output(o)
             _, model = load_snapshot(o.value, key=self.train.trainer.key)  # exactly what a worker loads

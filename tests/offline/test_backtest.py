@@ -274,3 +274,30 @@ def test_the_offline_actuator_sends_a_close_after_its_wait_and_at_the_end():
     assert [c["decision_id"] for c in act.commands["p"]] == ["d1"]
     act.finish()
     assert [c["decision_id"] for c in act.commands["p"]] == ["d1", "d2"]
+
+
+def test_shadow_decisions_left_unactuated_change_no_command(tmp_path):
+    """The backtest's driver does not actuate its sweep copies' shadow decisions (the offline actuator does): the
+    same decisions, and the champion's commands are those with the shadows actuated, and those of a run without
+    shadows."""
+    from riskstream.core.names import COMMANDS, DECISIONS
+    from riskstream.core.steps import PipelineConfig
+    from riskstream.offline.driver import OfflineDriver
+    pop = generate(PopulationConfig(accounts=30, facilities=2, days=200, seed=8, bad_share=0.2))
+    shadow = tmp_path / "x.yaml"
+    shadow.write_text(scaled_policy_text(load_policy(DEFAULT_POLICY).text, 0.5, "retail-champion x0.5"))
+
+    now = max(max(ev["event_time"], ev.get("producer_time", 0)) for _, ev in pop.records) + 60_000
+
+    def run(shadows, actuate_shadow):
+        outs = []
+        d = OfflineDriver(config=PipelineConfig(challenger_paths=shadows), on_output=outs.append,
+                          actuate_shadow=actuate_shadow)
+        for topic, ev in pop.records:
+            d.feed(topic, orjson.dumps(ev), timestamp_ms=now)
+        return ([o.value for o in outs if o.topic == DECISIONS and not o.label.startswith("challenger/")],
+                [o.value for o in outs if o.topic == DECISIONS], [o.value for o in outs if o.topic == COMMANDS])
+
+    skipped, actuated, alone = run((shadow,), False), run((shadow,), True), run((), True)
+    assert skipped[1] == actuated[1] and len(skipped[1]) > len(skipped[0]) > 0   # same decisions, shadows made some
+    assert skipped[2] == actuated[2] == alone[2] and skipped[2]

@@ -30,7 +30,7 @@ mutates its arguments and reads no clock. Inputs are dicts with a `kind`:
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, fields
 
 import orjson
 
@@ -69,11 +69,10 @@ class LineState:
     def to_dict(self) -> dict:
         """Small JSON-able form: fields at their default are left out."""
         out = {}
-        for f in fields(self):
-            v = getattr(self, f.name)
-            default = () if f.name == "handled" else f.default
-            if f.name == "account_id" or v != default:
-                out[f.name] = list(v) if f.name == "handled" else v
+        for name, default in _DEFAULTS:
+            v = getattr(self, name)
+            if name == "account_id" or v != default:
+                out[name] = list(v) if name == "handled" else v
         return out
 
     @classmethod
@@ -83,6 +82,22 @@ class LineState:
         if "handled" in d:
             d["handled"] = tuple(d["handled"])
         return cls(**d)
+
+
+_DEFAULTS = tuple((f.name, () if f.name == "handled" else f.default) for f in fields(LineState))
+_NAMES = frozenset(n for n, _ in _DEFAULTS)
+
+
+def _with(line: LineState, kw: dict) -> LineState:
+    """`dataclasses.replace(line, **kw)` without the generic path (it runs for every actuator input): a copy of
+    the fields with `kw` set. LineState has no __post_init__, so the result is the same object state."""
+    if not _NAMES.issuperset(kw):
+        raise TypeError(f"LineState has no field(s) {sorted(set(kw) - _NAMES)}")
+    new = object.__new__(LineState)
+    d = new.__dict__
+    d.update(line.__dict__)
+    d.update(kw)
+    return new
 
 
 def encode_line(line: LineState) -> bytes:
@@ -132,7 +147,7 @@ class _Step:
         self.audit: list = []
 
     def set(self, **kw):
-        self.line = replace(self.line, **kw)
+        self.line = _with(self.line, kw)
 
     def command(self, decision_id, action, params, policy_version):
         cmd = make_command(decision_id, self.line.account_id, action, params,

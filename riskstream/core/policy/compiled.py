@@ -139,11 +139,51 @@ def _compile(node, thresholds: dict, margins: dict | None) -> Check:
     return check
 
 
+def _expr(node, thresholds: dict, margins: dict | None, ns: dict) -> str:
+    """`node` as one Python expression over `facts` (the same semantics as `_compile`'s checks); constants and
+    the conditions only `interpret` judges are bound in `ns`."""
+    if not isinstance(node, Group):
+        node = Group("all", (node,))
+    parts = []
+    for part in node.parts:
+        leaf = _leaf(part, thresholds, margins) if isinstance(part, Condition) else None
+        if leaf is not None:
+            fact, op, rhs = leaf
+            i = len(ns)
+            ns[f"f{i}"], ns[f"op{i}"], ns[f"c{i}"] = fact, op, rhs
+            sym = {operator.lt: "<", operator.le: "<=", operator.gt: ">", operator.ge: ">=", operator.eq: "==",
+                   operator.ne: "!="}[op]
+            parts.append(f"((v := get(f{i})) is not None and (v {sym} c{i} if v.__class__ is float "
+                         f"else _slow(v, op{i}, c{i})))")
+        elif isinstance(part, Condition):
+            i = len(ns)
+            ns[f"sub{i}"] = lambda facts, _p=part: interpret(_p, facts, thresholds, margins)
+            parts.append(f"sub{i}(facts)")
+        else:
+            parts.append(_expr(part, thresholds, margins, ns))
+    if not parts:
+        return "True" if node.kind == "all" else "False"
+    return "(" + (" and " if node.kind == "all" else " or ").join(parts) + ")"
+
+
+def _any_holds(entries) -> Check:
+    """One generated function: does any of these rules' conditions hold (no margins)? `decide` asks it first, so
+    an event for which no rule holds (most of them) costs one call instead of one closure call per rule."""
+    ns: dict = {}
+    exprs = [_expr(rule.when, thresholds, None, ns) for rule, thresholds in entries]
+    src = "def any_holds(facts):\n    get = facts.get\n    return " + (" or ".join(exprs) or "False") + "\n"
+    scope = {"_slow": _slow, **ns}
+    exec(compile(src, "<policy plan>", "exec"), scope)  # noqa: S102 - source built from parsed conditions only
+    return scope["any_holds"]
+
+
 class Plan(NamedTuple):
-    """The rules that apply to one product and segment: `(rule, holds, holds_in_band, margins)` each."""
+    """The rules that apply to one product and segment: `(rule, holds, holds_in_band, margins)` each, and
+    `any_holds(facts)`: whether any of their conditions holds (False: no rule can decide)."""
     rules: tuple     # in file order
     ranked: tuple    # by (action_order, file order): the order candidates are tried
     known_ids: frozenset
+    any_holds: Check = lambda facts: True
 
 
 class Compiled:
@@ -175,7 +215,8 @@ class Compiled:
             entries.append((rule, _compile(rule.when, thresholds, None), _compile(rule.when, thresholds, margins or {}),
                             margins))
         ranked = sorted(entries, key=lambda e: (policy.rank(e[0].action), e[0].index))
-        return Plan(tuple(entries), tuple(ranked), frozenset(e[0].id for e in entries))
+        return Plan(tuple(entries), tuple(ranked), frozenset(e[0].id for e in entries),
+                    _any_holds([(e[0], thresholds) for e in ranked]))
 
 
 def _applies(rule: Rule, product, segment) -> bool:

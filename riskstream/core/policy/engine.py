@@ -38,7 +38,7 @@ True
 from __future__ import annotations
 
 import hashlib
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 from riskstream.core.policy.compiled import compiled
@@ -64,8 +64,23 @@ class Decision:
     product: str | None = None
 
     def to_dict(self) -> dict:
-        """Plain, JSON-able dict (the value published to riskstream.decisions)."""
-        return asdict(self)
+        """Plain, JSON-able dict (the value published to riskstream.decisions): what `dataclasses.asdict` gives,
+        fields in order, params and reasons copied, built directly (asdict's generic walk was ~9 % of a run)."""
+        return {"decision_id": self.decision_id, "account_id": self.account_id, "action": self.action,
+                "params": _plain(self.params), "immediate": self.immediate, "rule_id": self.rule_id,
+                "reasons": _plain(self.reasons), "policy_name": self.policy_name,
+                "policy_version": self.policy_version, "model_version": self.model_version,
+                "feature_hash": self.feature_hash, "event_id": self.event_id, "event_time": self.event_time,
+                "mode": self.mode, "product": self.product}
+
+
+def _plain(v):
+    """A copy of nested dicts, lists and tuples, as `dataclasses.asdict` copies them."""
+    if isinstance(v, dict):
+        return {k: _plain(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return type(v)(_plain(x) for x in v)
+    return v
 
 
 def decision_id(account_id, event_id, policy_name, policy_version) -> str:
@@ -130,6 +145,12 @@ def decide(policy: Policy, facts: dict, reasons_from_model, ctx: dict, memory: d
             if rule.id in was_off and not holds_in_band(facts):
                 off.remove(rule.id)  # re-armed now; its own condition is false anyway
     last_by_action = mem["last"]
+    if not plan.any_holds(facts):
+        # No condition holds: no candidate, as the loop below would find (a disarmed rule whose condition is false
+        # stays disarmed or was re-armed above; the memory is cleaned the same way).
+        if off:
+            mem["off"] = [r for r in off if r in plan.known_ids]
+        return None, mem
     # Candidates in rank order (action_order, then file order): the first one not cooling down decides.
     for rule, holds_now, _holds_in_band, margins in plan.ranked:
         if rule.id in was_off or not holds_now(facts):

@@ -16,6 +16,7 @@ the point it was published.
 
 from __future__ import annotations
 
+import collections
 import copy
 from typing import NamedTuple
 
@@ -29,7 +30,8 @@ class TrainState:
     def __init__(self, trainer, anomaly):
         self.trainer = trainer
         self.anomaly = anomaly
-        self.recent: list[tuple[float, bool]] = []   # (pd, label) of the last 1000 labels, for AUC and log-loss
+        # (pd, label) of the last 1000 labels, for AUC and log-loss (only while the caller asks for them)
+        self.recent: collections.deque = collections.deque(maxlen=1000)
 
 
 class TrainResult(NamedTuple):
@@ -48,7 +50,13 @@ def new_train_state(ctx) -> TrainState:
     return TrainState(trainer, getattr(start, "anomaly", None) or make_anomaly_detector(ctx.model_config))
 
 
-def train_batch(state: TrainState, values, *, publish_every: int | None = None) -> TrainResult:
+def train_batch(state: TrainState, values, *, publish_every: int | None = None, quality: bool = True) -> TrainResult:
+    """Learn `values` (labels and behaviour samples) in order; publish a snapshot every `publish_every` labels.
+
+    `quality`: also score each label before it is learned and report the rolling AUC and log-loss (the live
+    trainer's gauges). Off, the model learns and publishes exactly the same: a driver that never reads the
+    report (the backtest) does not pay for it.
+    """
     from riskstream.core.models.labels import LabeledExample
     from riskstream.core.models.quality import auc, log_loss
 
@@ -64,7 +72,8 @@ def train_batch(state: TrainState, values, *, publish_every: int | None = None) 
         if msg.get("kind") != "label":
             continue
         ex = LabeledExample(msg["entity"], msg["snapshot_time"], msg["features"], bool(msg["label"]))
-        state.recent = (state.recent + [(tr.scorer.predict_pd(ex.features), ex.label)])[-1000:]
+        if quality:
+            state.recent.append((tr.scorer.predict_pd(ex.features), ex.label))
         report["drifts"] += int(tr.learn(ex))
         report["learned"] += 1
         report["label_delays_s"].append(max(0.0, (msg.get("label_time", 0) - ex.snapshot_time) / 1000))
@@ -76,7 +85,7 @@ def train_batch(state: TrainState, values, *, publish_every: int | None = None) 
         blob = tr.maybe_publish(every_n=every)
         outs.append(Out(MODELS, b"model", blob, "published", str(tr.version)))
         report["version"] = tr.version
-    if len(state.recent) >= 50:
+    if quality and len(state.recent) >= 50:
         ys = [y for _, y in state.recent]
         ps = [p for p, _ in state.recent]
         if 0 < sum(ys) < len(ys):

@@ -166,3 +166,18 @@ def test_dropped_close_is_undone():
 def test_unknown_kind_is_audited_not_fatal():
     line, cmds, audit = step(LineState("a1"), {"kind": "gossip", "account_id": "a1"}, 0, CFG)
     assert cmds == [] and audit[0]["payload"]["event"] == "ignored"
+
+
+def test_with_is_dataclasses_replace():
+    import dataclasses
+
+    import pytest
+
+    from riskstream.core.actuator.line import LineState, _with
+
+    line = LineState("a1", limited=True, handled=("d1",))
+    new = _with(line, {"state": "FROZEN", "frozen_until": 9})
+    assert new == dataclasses.replace(line, state="FROZEN", frozen_until=9) and line.state == "OPEN"
+    assert hash(new) == hash(dataclasses.replace(line, state="FROZEN", frozen_until=9))
+    with pytest.raises(TypeError):
+        _with(line, {"no_such_field": 1})

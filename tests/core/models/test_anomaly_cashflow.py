@@ -50,3 +50,20 @@ def test_cashflow_short_history_and_encoding():
     assert len(blob) < 2000
     assert CashflowForecaster.decode(blob).forecast(2) == fc.forecast(2)
     assert pickle.loads(pickle.dumps(fc)).n == 1
+
+
+def test_flat_score_is_rivers_score_through_learning():
+    """The tuple walk gives HalfSpaceTrees.score_one exactly, before and after every window pivot."""
+    import random
+
+    from riskstream.core.models.anomaly import make_anomaly_detector
+
+    rng = random.Random(4)
+    det = make_anomaly_detector({"window_size": 40, "n_trees": 6, "height": 5,
+                                 "limits": {"a": [0, 10], "b": [0, 1], "c": [0, 100]}})
+    for i in range(400):
+        x = {"a": rng.choice([0, 1, 9, rng.uniform(0, 12)]), "b": rng.random(), "c": rng.expovariate(0.05)}
+        want = float(min(1.0, max(0.0, det.model.score_one(det._scale(x)))))
+        assert det.score_one(x) == want
+        if i % 3:
+            det.learn_one(x)

@@ -87,6 +87,7 @@ def test_compiled_checks_equal_the_interpreter(facts, which):
     for rule, holds, holds_in_band, margins in plan.rules:
         assert holds(facts) == interpret(rule.when, facts, thresholds)
         assert holds_in_band(facts) == interpret(rule.when, facts, thresholds, margins or {})
+    assert plan.any_holds(facts) == any(interpret(rule.when, facts, thresholds) for rule, *_ in plan.rules)
 
 
 @settings(max_examples=200, deadline=None)

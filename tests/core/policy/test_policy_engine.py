@@ -169,3 +169,16 @@ def test_holder_refuses_broken_and_keeps_old():
     assert ok and err is None and h.policy.name == "retail-challenger"
     rec = h.change_record(CHAMP)
     assert rec["from"]["name"] == "retail-champion" and rec["to"]["sha256"] == h.policy.digest
+
+
+def test_to_dict_is_asdict():
+    import dataclasses
+
+    from riskstream.core.policy.engine import Decision
+
+    d = Decision("id", "a1", "REDUCE_LIMIT", {"reduce_pct": 0.3, "nested": {"x": [1, (2, 3)]}}, False, "r1",
+                 ["why", "model"], "p", 3, "pd@1", "fh", "e1", 5, "live", "credit_line")
+    got = d.to_dict()
+    assert got == dataclasses.asdict(d) and list(got) == list(dataclasses.asdict(d))
+    assert got["params"] is not d.params and got["params"]["nested"] is not d.params["nested"]
+    assert got["reasons"] is not d.reasons
