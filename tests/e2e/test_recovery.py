@@ -56,9 +56,10 @@ def simulated(n_events: int, *, accounts: int = 300, facilities: int = 20, seed:
     return first, rest
 
 
-def produce(bootstrap: str, topic_of, records) -> None:
+def produce(bootstrap: str, topic_of, records, *, linger_ms: int = 20, flush_s: float = 60) -> None:
+    """Publish like an upstream service: confluent-kafka, idempotent, Kafka's murmur2 partitioner."""
     producer = confluent_kafka.Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True,
-                                         "linger.ms": 20, "partitioner": "murmur2_random"})
+                                         "linger.ms": linger_ms, "partitioner": "murmur2_random"})
     for topic, key, value in records:
         while True:
             try:
@@ -67,7 +68,7 @@ def produce(bootstrap: str, topic_of, records) -> None:
             except BufferError:
                 producer.poll(0.1)
         producer.poll(0)
-    assert producer.flush(60) == 0
+    assert producer.flush(flush_s) == 0
 
 
 # -- progress, judged from the broker ------------------------------------------------------------------------------

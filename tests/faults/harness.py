@@ -20,6 +20,7 @@ import orjson
 from riskstream.core.names import COMMANDS, DEAD, DECISIONS, MARKET, UPSTREAM, VALID
 from riskstream.ops.orchestrate import read_topic
 from riskstream.ops.simulator import SimConfig, Simulator
+from tests.e2e.test_parity_e2e import command_fields, decision_fields, decision_key
 
 HOUR = 3_600_000
 DAY = 24 * HOUR
@@ -49,20 +50,9 @@ def workload(n_events: int, *, accounts: int, facilities: int, seed: int, span_m
 
 
 def produce(bootstrap: str, topic_of, records, *, linger_ms: int = 20) -> None:
-    """Publish like an upstream service: confluent-kafka, idempotent, Kafka's murmur2 partitioner."""
-    import confluent_kafka
+    from tests.e2e.test_recovery import produce as publish_upstream
 
-    producer = confluent_kafka.Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True,
-                                         "linger.ms": linger_ms, "partitioner": "murmur2_random"})
-    for topic, key, value in records:
-        while True:
-            try:
-                producer.produce(topic_of(topic), key=key, value=value)
-                break
-            except BufferError:
-                producer.poll(0.1)
-        producer.poll(0)
-    assert producer.flush(120) == 0
+    publish_upstream(bootstrap, topic_of, records, linger_ms=linger_ms, flush_s=120)
 
 
 @dataclasses.dataclass
@@ -78,19 +68,6 @@ class Outcome:
     lost: int = 0                # upstream offsets neither validated nor dead-lettered
     redelivered: int = 0         # second copies of applied events, dropped by the account step as duplicates
     commands_by_action: dict = dataclasses.field(default_factory=dict)
-
-
-def decision_key(d: dict) -> str:
-    return d.get("decision_id") or f"cure:{d.get('account_id')}:{d.get('event_id')}"
-
-
-def decision_fields(d: dict) -> tuple:
-    return (d.get("action"), d.get("rule_id"), tuple(d.get("reasons") or ()), d.get("policy_name"),
-            d.get("policy_version"), d.get("model_version"), d.get("kind"))
-
-
-def command_fields(c: dict) -> tuple:
-    return c["action"], orjson.dumps(c.get("params"), option=orjson.OPT_SORT_KEYS)
 
 
 def differing(a: dict, b: dict) -> list:

@@ -129,6 +129,16 @@ def assert_clean(r: harness.Row) -> None:
     assert "below their source's watermark" not in r.note, r   # the alignment's promise (docs/time.md) held
 
 
+def start_pipeline(run, published, policy, actuator: str = "actuator"):
+    """Publish the workload into the run's topics, start one worker and one actuator, wait until both are ready."""
+    published.publish(run.bootstrap, run.topic)
+    worker = run.start("worker", "--policy", str(policy), name="worker")
+    actuator_proc = run.start("actuator", "--breaker-max-count", str(BREAKER_MAX), name=actuator)
+    worker.wait_ready(90)
+    actuator_proc.wait_ready(90)
+    return worker, actuator_proc
+
+
 # -- 1: worker SIGKILL at a random point, then a restart ----------------------------------------------------------
 def test_worker_sigkill_and_restart(kafka_broker, tmp_path, load, closer_policy, published, reference):
     run = run_on(kafka_broker, tmp_path)
@@ -196,11 +206,7 @@ def test_actuator_sigkill_during_a_wave_of_closes(kafka_broker, tmp_path, load, 
     down = Downstream(run.bootstrap, run.topic("riskstream.commands"))
     try:
         started = time.monotonic()
-        published.publish(run.bootstrap, run.topic)
-        worker = run.start("worker", "--policy", str(closer_policy), name="worker")
-        actuator = run.start("actuator", "--breaker-max-count", str(BREAKER_MAX), name="actuator-1")
-        worker.wait_ready(90)
-        actuator.wait_ready(90)
+        worker, actuator = start_pipeline(run, published, closer_policy, actuator="actuator-1")
         # the kill strikes mid-wave: once 40 CLOSE are out, or a third of the clean run's CLOSE on a smaller workload
         wave = min(40, reference.commands_by_action.get("CLOSE", 0) // 3)
         assert wave > 0, "the clean run has no CLOSE commands: the workload is too small for this scenario"
@@ -236,11 +242,7 @@ def test_broker_outage_of_30_seconds(tmp_path, load, closer_policy, published, r
     prog = Progress(run)
     try:
         started = time.monotonic()
-        published.publish(run.bootstrap, run.topic)
-        worker = run.start("worker", "--policy", str(closer_policy), name="worker")
-        actuator = run.start("actuator", "--breaker-max-count", str(BREAKER_MAX), name="actuator")
-        worker.wait_ready(90)
-        actuator.wait_ready(90)
+        worker, actuator = start_pipeline(run, published, closer_policy)
         wait_for("40% of valid records committed", lambda: prog.valid_committed() >= 0.4 * len(load.rest),
                  timeout=600, every=0.2)
         prog.close()
@@ -276,11 +278,7 @@ def test_slow_downstream_loses_nothing(kafka_broker, tmp_path, load, closer_poli
     consumer.subscribe([run.topic("riskstream.commands")])
     try:
         started = time.monotonic()
-        published.publish(run.bootstrap, run.topic)
-        worker = run.start("worker", "--policy", str(closer_policy), name="worker")
-        actuator = run.start("actuator", "--breaker-max-count", str(BREAKER_MAX), name="actuator")
-        worker.wait_ready(90)
-        actuator.wait_ready(90)
+        worker, actuator = start_pipeline(run, published, closer_policy)
         while len(got) < 20:
             msg = consumer.poll(0.5)
             if msg is not None and not msg.error():
