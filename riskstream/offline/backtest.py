@@ -345,7 +345,7 @@ class OfflineActuator:
         self.commands[name].extend(send)
 
     def finish(self) -> None:
-        """End of input: one quiet window passes, so the CLOSE/FREEZE still waiting leave (as `OfflineDriver.flush`)."""
+        """End of input: one quiet window passes, so the CLOSE still waiting leave (as `OfflineDriver.flush`)."""
         for name, b in self.breakers.items():
             if b.waiting:
                 self.commands[name].extend(b.advance(b.clock + b.hold_ms)[0])

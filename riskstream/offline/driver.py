@@ -130,7 +130,7 @@ class OfflineDriver:
 
     def flush(self) -> int:
         """End of input: let one quiet window pass on every decisions partition, as event time would live, so the
-        CLOSE/FREEZE still waiting in the breakers leave (unless a breaker tripped). Returns the commands sent."""
+        CLOSE still waiting in the breakers leave (unless a breaker tripped). Returns the commands sent."""
         before = self.counts["commands"]
         for p in range(self.config.partitions):
             blob = self.lines.get(breaker_key(p))

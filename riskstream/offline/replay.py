@@ -4,7 +4,7 @@ FILE holds JSON lines, one upstream record per line in publication order (docs/f
 ``{"topic": "<upstream topic>", "event": {...the event exactly as published...}}``. Ingest judges future and
 stale events against the event's ``producer_time`` (else its ``event_time``), as live it uses the broker time.
 The decisions and commands go to ``--out`` as JSON lines, and a summary is printed. At the end of FILE one quiet
-window of event time passes, so the CLOSE/FREEZE still waiting in the mass-close breaker leave, as they would live
+window of event time passes, so the CLOSE still waiting in the mass-close breaker leave, as they would live
 once time moved on (`commands_after_the_last_event` in the summary); `replay()` does so with `flush=True`.
 
 >>> from riskstream.ops.simulator import Simulator, SimConfig
@@ -121,7 +121,7 @@ def _run(args: argparse.Namespace) -> int:
             if sys.stderr.isatty() and time.monotonic() - last > 0.5:
                 last = time.monotonic()
                 print(f"\rreplay: {driver.counts['consumed']:,} events", end="", file=sys.stderr)
-        # the end of the file is not the end of time: the CLOSE/FREEZE still waiting in a breaker leave
+        # the end of the file is not the end of time: the CLOSE still waiting in a breaker leave
         released_at_end = driver.flush()
     elapsed = max(time.monotonic() - started, 1e-9)
     summary = {"events": driver.counts["consumed"], "valid": driver.counts["valid"],

@@ -359,7 +359,7 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
         w.add_argument("--breaker-max-share", type=float, default=0.2, metavar="F",
                        help="mass-close breaker: the same as a share of active accounts (default %(default)s)")
         w.add_argument("--breaker-hold", default="1m", metavar="DURATION",
-                       help="mass-close breaker: a policy's CLOSE/FREEZE waits this long in event time before it "
+                       help="mass-close breaker: a policy's CLOSE waits this long in event time before it "
                             "leaves, so a flood that trips the breaker sends none (default %(default)s = its window; "
                             "0s sends at once, and up to the limit leaves before a trip)")
         w.set_defaults(func=func)
