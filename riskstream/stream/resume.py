@@ -91,23 +91,7 @@ def hold_resumes(method):
         consumer.pause_partitions(agents)  # normally paused already, since the assignment
         consumer._buffered_partitions.difference_update(agents)  # getmany delivers these even when inactive
         held: set = set()
-
-        def resume_partitions(tps) -> None:
-            tps = set(tps)
-            of_agents = {tp for tp in tps if not self._is_changelog_tp(tp)}
-            held.update(of_agents)
-            if tps - of_agents:
-                type(consumer).resume_partitions(consumer, tps - of_agents)
-
-        async def seek_to_committed():
-            committed = await type(consumer).seek_to_committed(consumer)
-            if app.rebalancing_count != rebalance:
-                raise RebalanceAgain()  # the seek ended inside a newer rebalance: its offsets are not ours to apply
-            return committed
-
-        # Instance attributes shadow the methods for the duration of this call only.
-        consumer.resume_partitions = resume_partitions
-        consumer.seek_to_committed = seek_to_committed
+        shadows = shadow_consumer(self, consumer, rebalance, held)
         resume = False
         try:
             # Inside the try: a call cancelled while the consumer thread pauses them still resumes them below.
@@ -126,25 +110,53 @@ def hold_resumes(method):
                          "the next recovery", len(agents))
             raise
         finally:
-            if vars(consumer).get("resume_partitions") is resume_partitions:
-                del consumer.resume_partitions
-            if vars(consumer).get("seek_to_committed") is seek_to_committed:
-                del consumer.seek_to_committed
-            if resume and app.rebalancing_count != rebalance:
-                resume = False  # revoked after the seek: that rebalance's recovery resumes them
-            if resume and held:
-                tps = held & set(consumer.assignment())
-                type(consumer).resume_partitions(consumer, tps)
-                log.debug("%d agent partition(s) resumed after the end-of-recovery seek", len(tps))
-            if not self.should_stop:
-                try:
-                    await set_fetching(consumer, agents, paused=False)
-                except Exception:  # never hide the method's own outcome
-                    log.warning("could not resume fetching %d partition(s) after recovery", len(agents),
-                                exc_info=True)
+            # Revoked after the seek: that rebalance's recovery resumes them.
+            await restore(self, consumer, agents, held, shadows, resume and app.rebalancing_count == rebalance)
 
     wrapper.riskstream_resume = True
     return wrapper
+
+
+def shadow_consumer(recovery, consumer, rebalance: int, held: set) -> dict:
+    """Instance attributes that shadow two consumer methods for one recovery call: resumes of the agents'
+    partitions are collected in `held`, and a seek that ends inside a newer rebalance raises `RebalanceAgain`."""
+    from faust.tables.recovery import RebalanceAgain
+
+    app = recovery.app
+
+    def resume_partitions(tps) -> None:
+        tps = set(tps)
+        of_agents = {tp for tp in tps if not recovery._is_changelog_tp(tp)}
+        held.update(of_agents)
+        if tps - of_agents:
+            type(consumer).resume_partitions(consumer, tps - of_agents)
+
+    async def seek_to_committed():
+        committed = await type(consumer).seek_to_committed(consumer)
+        if app.rebalancing_count != rebalance:
+            raise RebalanceAgain()  # the seek ended inside a newer rebalance: its offsets are not ours to apply
+        return committed
+
+    shadows = {"resume_partitions": resume_partitions, "seek_to_committed": seek_to_committed}
+    for name, fn in shadows.items():
+        setattr(consumer, name, fn)
+    return shadows
+
+
+async def restore(recovery, consumer, agents: set, held: set, shadows: dict, resume: bool) -> None:
+    """Take the shadows away; resume the held agents' partitions (if `resume`) and their fetching."""
+    for name, fn in shadows.items():
+        if vars(consumer).get(name) is fn:
+            delattr(consumer, name)
+    if resume and held:
+        tps = held & set(consumer.assignment())
+        type(consumer).resume_partitions(consumer, tps)
+        log.debug("%d agent partition(s) resumed after the end-of-recovery seek", len(tps))
+    if not recovery.should_stop:
+        try:
+            await set_fetching(consumer, agents, paused=False)
+        except Exception:  # never hide the method's own outcome
+            log.warning("could not resume fetching %d partition(s) after recovery", len(agents), exc_info=True)
 
 
 def assigned_in(app, generation_id: int) -> int:
