@@ -13,7 +13,6 @@ and keeps its own across the rebalance).
 
 from __future__ import annotations
 
-import os
 import time
 from pathlib import Path
 
@@ -22,11 +21,11 @@ import pytest
 
 from riskstream.ops.orchestrate import read_topic
 from tests.e2e.test_actuator_e2e import Accounts, committed_offsets, publish
+from tests.e2e.test_takeover import slowseek_env
 from tests.support import wait_for
 
 pytestmark = pytest.mark.slow
 
-SLOW_SEEK_DIR = Path(__file__).resolve().parent / "slowseek"
 INTERRUPTED = "end-of-recovery seek interrupted by a new rebalance"
 
 
@@ -95,8 +94,7 @@ def test_two_workers_fetch_every_partition_after_a_join_interrupts_recovery(kafk
     publish(pipeline, backlog)
     sent.update(event_ids(backlog))
     gate = tmp_path / "seek-gate"
-    env = {"PYTHONPATH": os.pathsep.join(p for p in (str(SLOW_SEEK_DIR), os.environ.get("PYTHONPATH")) if p),
-           "RISKSTREAM_TEST_SEEK_GATE": str(gate)}
+    env = slowseek_env(RISKSTREAM_TEST_SEEK_GATE=str(gate))
     a = pipeline.start("worker", name="worker-a", env=env)
     seeks = Path(str(gate) + ".seeks")
     wait_for("worker A in its end-of-recovery seek", seeks.exists, timeout=120, every=0.2)
@@ -148,8 +146,7 @@ def test_a_join_during_the_first_recovery_of_a_new_group_skips_nothing(kafka_pip
     sent = event_ids(backlog)
 
     hook = tmp_path / "after-revoke"
-    env = {"PYTHONPATH": os.pathsep.join(p for p in (str(SLOW_SEEK_DIR), os.environ.get("PYTHONPATH")) if p),
-           "RISKSTREAM_TEST_SEEK_AFTER_REVOKE": str(hook)}
+    env = slowseek_env(RISKSTREAM_TEST_SEEK_AFTER_REVOKE=str(hook))
     a = pipeline.start("worker", name="worker-a", env=env)
     seeks = Path(str(hook) + ".seeks")
     wait_for("worker A in its first end-of-recovery seek", seeks.exists, timeout=120, every=0.2)

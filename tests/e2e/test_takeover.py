@@ -27,6 +27,12 @@ SLOW_SEEK_DIR = Path(__file__).resolve().parent / "slowseek"
 SLOW_SEEK_S = 2.0
 
 
+def slowseek_env(**hooks: str) -> dict:
+    """Environment for a riskstream process with the test hooks of tests/e2e/slowseek (sitecustomize) loaded."""
+    path = os.pathsep.join(p for p in (str(SLOW_SEEK_DIR), os.environ.get("PYTHONPATH")) if p)
+    return {"PYTHONPATH": path, **hooks}
+
+
 def all_committed(bootstrap: str, reads: list[tuple[str, str]]) -> bool:
     """True when every (group, topic) has committed the end of each partition that holds records."""
     for group, topic in reads:
@@ -69,8 +75,7 @@ def test_restarted_pipeline_skips_no_record_when_its_seek_is_slow(kafka_pipeline
               for g, t in reads}
 
     # Phase 3: a new worker and actuator take the partitions over, with a slow seek to the committed offsets.
-    env = {"PYTHONPATH": os.pathsep.join(p for p in (str(SLOW_SEEK_DIR), os.environ.get("PYTHONPATH")) if p),
-           "RISKSTREAM_TEST_SLOW_SEEK_S": str(SLOW_SEEK_S)}
+    env = slowseek_env(RISKSTREAM_TEST_SLOW_SEEK_S=str(SLOW_SEEK_S))
     worker = pipeline.start("worker", "--policy", str(policy), name="worker-2", env=env)
     actuator = pipeline.start("actuator", name="actuator-2", env=env)
     worker.wait_ready(timeout=120)
