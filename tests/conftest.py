@@ -7,6 +7,7 @@ consumer groups, so tests share the broker without seeing each other's records.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import uuid
@@ -140,6 +141,35 @@ def _attach_process_logs(item, report, lines: int = 60) -> None:
                 except ValueError:
                     tail.append(line[:300])
             report.sections.append((f"log tail of {proc.name} (alive={proc.alive()})", "\n".join(tail)))
+
+
+# The slowest files first: with `-n 2 --dist loadfile` (scripts/test) a long file started last is the run's tail.
+HEAVY_FIRST = ("tests/faults/", "tests/e2e/test_recovery.py", "tests/e2e/test_ingest_e2e.py", "tests/e2e/test_demo.py",
+               "tests/e2e/test_console_e2e.py", "tests/e2e/test_parity_e2e.py", "tests/e2e/test_actuator_e2e.py")
+
+
+def pytest_collection_modifyitems(config, items):
+    def rank(item) -> int:
+        path = item.nodeid.split("::", 1)[0]
+        return next((i for i, prefix in enumerate(HEAVY_FIRST) if path.startswith(prefix)), len(HEAVY_FIRST))
+
+    items.sort(key=rank)  # stable: within a rank, collection order
+
+
+def pytest_sessionfinish(session):
+    """An xdist worker hands its fault-suite rows to the controller, which prints the table."""
+    out = getattr(session.config, "workeroutput", None)
+    if out is not None:
+        from tests.faults.harness import ROWS
+
+        out["fault_rows"] = [dataclasses.asdict(r) for r in ROWS]
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node, error):
+    from tests.faults.harness import ROWS, Row
+
+    ROWS.extend(Row(**r) for r in getattr(node, "workeroutput", {}).get("fault_rows", ()))
 
 
 def pytest_terminal_summary(terminalreporter):
