@@ -11,6 +11,15 @@ it, the checker reviews it, co-signs it with their own key and publishes it::
 
     riskstream control policy new.yaml --out proposal.json      # maker
     riskstream control cosign proposal.json                      # checker: shows it, signs, publishes
+
+Review verdicts (`review_message`): an analyst's answer to a REVIEW decision, `fraud` (the actuator closes the
+line at once, command id from the control id), `clear` or `hold` (audited only). A fraud or clear verdict is also
+a label for the trainer, so the message carries what the trainer learns from: the decision's point-in-time
+`features` and its `event_time` as `snapshot_time`, copied by the sender from the REVIEW decision record (which
+carries its features for this; the console has the record, the CLI reads it with `--decision-from FILE`). The
+control step turns it into the label; nothing has to be looked up or kept for it elsewhere::
+
+    riskstream control review ACC000123 --decision-from d.json --verdict fraud --note 'card testing, called'
 """
 
 from __future__ import annotations
@@ -29,6 +38,62 @@ def message(kind: str, **fields) -> dict:
     """A control message: `kind` plus fields, with a unique `control_id` and the time it was issued."""
     return {"kind": kind, "control_id": fields.pop("control_id", None) or uuid.uuid4().hex,
             "time": fields.pop("time", None) or int(time.time() * 1000), **fields}
+
+
+def review_message(account_id: str, decision_id: str, verdict: str, note: str = "", by: str = "", *,
+                   decision: dict | None = None, source: str = "command line") -> dict:
+    """The control message of an analyst's `verdict` (fraud | clear | hold) on REVIEW decision `decision_id`.
+    `decision`: the decision record, whose `features` and `event_time` the message carries for the label.
+
+    >>> m = review_message("A1", "d1", "clear", "known customer", "ann",
+    ...                    decision={"decision_id": "d1", "account_id": "A1", "event_time": 5, "features": {"utilisation": 0.9}})
+    >>> m["kind"], m["verdict"], m["snapshot_time"], m["features"]
+    ('review', 'clear', 5, {'utilisation': 0.9})
+    >>> review_message("A1", "d1", "maybe")
+    Traceback (most recent call last):
+    ...
+    riskstream.core.errors.OperatorError: command line: --verdict: 'maybe' is not a review verdict. Fix: use fraud (confirm fraud: close the line), clear or hold
+    """
+    from riskstream.core.actuator.line import REVIEW_VERDICTS
+    from riskstream.core.errors import OperatorError
+
+    if verdict not in REVIEW_VERDICTS:
+        raise OperatorError(source, "--verdict", f"{verdict!r} is not a review verdict" if verdict else "missing",
+                            "use fraud (confirm fraud: close the line), clear or hold")
+    if not account_id or not decision_id:
+        raise OperatorError(source, "--decision" if account_id else "ACCOUNT", "missing",
+                            "name the account and the REVIEW decision's decision_id")
+    fields = {}
+    if decision is not None:
+        for name, want in (("decision_id", decision_id), ("account_id", account_id)):
+            if decision.get(name) != want:
+                raise OperatorError(source, name, f"the decision record has {decision.get(name)!r}, not {want!r}",
+                                    "pass the record of this account's REVIEW decision")
+        if decision.get("action", "REVIEW") != "REVIEW":
+            raise OperatorError(source, "action", f"{decision.get('action')!r} is not a REVIEW decision",
+                                "a verdict answers a REVIEW decision")
+        features = decision.get("features")
+        if not isinstance(features, dict) or not isinstance(decision.get("event_time"), int):
+            raise OperatorError(source, "features", "the decision record carries no point-in-time features and "
+                                "event_time", "pass the REVIEW decision as published on the decisions topic")
+        fields = {"features": features, "snapshot_time": decision["event_time"],
+                  "feature_hash": decision.get("feature_hash"), "pd": decision.get("pd")}
+    return message("review", account_id=account_id, decision_id=decision_id, verdict=verdict, note=note, by=by,
+                   **fields)
+
+
+def read_decision(path: str) -> dict:
+    """One decision record from `path`: a JSON object as published on the decisions topic (e.g. from kcat)."""
+    from riskstream.core.errors import FILE, OperatorError
+
+    try:
+        rec = orjson.loads(Path(path).read_bytes())
+    except (OSError, orjson.JSONDecodeError) as exc:
+        raise OperatorError(path, FILE, f"not a readable decision record ({exc})",
+                            "pass one REVIEW decision as published on riskstream.decisions (a JSON object)")
+    if not isinstance(rec, dict):
+        raise OperatorError(path, "<top>", "not a JSON object", "pass one decision record")
+    return rec
 
 
 def publish(bootstrap: str, msg: dict, topic: str = T_CONTROL, *, signer=None, security=None) -> None:
@@ -110,6 +175,18 @@ def cmd_control(args) -> int:
         msg = message("allow_list", account_id=args.target, on=args.what == "allow", by=by, reason=args.reason)
     elif args.what == "manual":
         msg = message("manual", account_id=args.target, action=args.action, params={}, by=by, reason=args.reason)
+    elif args.what == "review":
+        try:
+            decision = read_decision(args.decision_from) if args.decision_from else None
+            did = args.decision or (decision or {}).get("decision_id")
+            msg = review_message(args.target, did, args.verdict, args.note, by, decision=decision,
+                                 source=args.decision_from or "command line")
+        except OperatorError as exc:
+            print(f"riskstream control: {exc}", file=sys.stderr)
+            return 2
+        if decision is None:
+            print("riskstream control: no --decision-from: the verdict is applied but teaches the trainer nothing "
+                  "(a label needs the decision's point-in-time features)", file=sys.stderr)
     else:  # breaker-reset
         msg = message("breaker_reset", how=args.target or "release", by=by, reason=args.reason)
     if args.what != "cosign":
@@ -135,18 +212,28 @@ def register(sub) -> None:
                                    "  riskstream control hold ACC000123 --reason 'court order 17'\n"
                                    "  riskstream control allow ACC000123\n"
                                    "  riskstream control manual ACC000123 --action REINSTATE\n"
+                                   "  riskstream control review ACC000123 --decision-from d.json --verdict fraud "
+                                   "--note 'called, not the customer'\n"
+                                   "      # a REVIEW decision's verdict: fraud (close now), clear or hold; fraud and\n"
+                                   "      # clear become labels (d.json: the decision record, with its features)\n"
                                    "  riskstream control breaker-reset release     # or: drop\n"
                                    "  riskstream control policy new.yaml --out p.json  # maker: sign, do not publish\n"
                                    "  riskstream control cosign p.json             # checker: co-sign and publish\n"
                                    "Signed with RISKSTREAM_CONTROL_KEY_ID and RISKSTREAM_CONTROL_KEY (or _FILE); "
                                    "docs/operations.md, Security.",
                        formatter_class=__import__("argparse").RawDescriptionHelpFormatter)
-    c.add_argument("what", choices=["policy", "hold", "release-hold", "allow", "disallow", "manual",
+    c.add_argument("what", choices=["policy", "hold", "release-hold", "allow", "disallow", "manual", "review",
                                     "breaker-reset", "cosign"])
     c.add_argument("target", nargs="?", help="policy file, account id, release|drop for breaker-reset, or the "
                                              "proposal file to cosign")
     c.add_argument("--action", default="REVIEW", help="with manual: the action (e.g. CLOSE, REINSTATE, WARN)")
     c.add_argument("--reason", default="", help="free text kept in the audit log")
+    c.add_argument("--decision", metavar="ID", help="with review: the REVIEW decision's decision_id (default: the "
+                                                    "one in --decision-from)")
+    c.add_argument("--decision-from", metavar="FILE", help="with review: the REVIEW decision record (JSON, as on "
+                                                           "riskstream.decisions); its features make the label")
+    c.add_argument("--verdict", help="with review: fraud (confirm fraud: the line is closed), clear or hold")
+    c.add_argument("--note", default="", help="with review: the analyst's note, kept in the audit log")
     c.add_argument("--by", help="operator name for the audit log")
     c.add_argument("--no-check", action="store_true", help="publish a policy without validating it locally")
     c.add_argument("--out", metavar="FILE", help="write the signed message here instead of publishing it (the maker "

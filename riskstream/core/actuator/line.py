@@ -13,6 +13,8 @@ mutates its arguments and reads no clock. Inputs are dicts with a `kind`:
 * `cure` `{account_id, event_id, [cycles]}`: paid up and on time for one (or `cycles`) statement cycles
 * `legal_hold` / `allow_list` `{account_id, control_id, on, [by, reason]}`: overrides from the control topic
 * `manual` `{account_id, control_id, action, [params, by, reason]}`: a person's decision; beats the policy
+* `review` `{account_id, control_id, decision_id, verdict, [note, by]}`: an analyst's verdict on a REVIEW decision:
+  `fraud` closes the line at once and pins it (as a manual CLOSE), `clear` and `hold` are audited only
 * `dropped` `{command}`: the breaker dropped a held CLOSE/FREEZE; undo its effect on the line
 
 >>> cfg = ActuatorConfig()
@@ -26,6 +28,10 @@ mutates its arguments and reads no clock. Inputs are dicts with a `kind`:
 >>> line, cmds, _ = step(line, dict(close, decision_id="d2"), cfg.grace_ms + 1, cfg)
 >>> line.state, [c["action"] for c in cmds]              # grace over, still bad: closed
 ('CLOSED', ['CLOSE'])
+>>> review = {"kind": "review", "account_id": "a2", "control_id": "r1", "decision_id": "d9", "verdict": "fraud"}
+>>> line, cmds, audit = step(None, review, 5, cfg)
+>>> line.state, [(c["action"], c["decision_id"]) for c in cmds], audit[0]["payload"]["verdict"]
+('CLOSED', [('CLOSE', 'review:r1')], 'fraud')
 """
 
 from __future__ import annotations
@@ -307,6 +313,31 @@ def _manual(s: _Step, inp: dict):
     s.command(f"manual:{cid}", action, params, inp.get("policy_version", "manual"))
 
 
+#: An analyst's verdicts on a REVIEW decision (`riskstream control review`, the console's review queue).
+REVIEW_VERDICTS = ("fraud", "clear", "hold")
+
+
+def _review(s: _Step, inp: dict):
+    """fraud: a person's CLOSE, carried out at once like a manual CLOSE (beats holds, pins the line, command id
+    `review:<control id>`); clear and hold: audited, no command (the line keeps no REVIEW flag to clear)."""
+    verdict, cid, line = inp.get("verdict"), inp.get("control_id"), s.line
+
+    def note(outcome, **more):
+        s.note("override", event="review", override="review", control_id=cid, decision_id=inp.get("decision_id"),
+               verdict=verdict, note=inp.get("note"), by=inp.get("by"), outcome=outcome, **more)
+
+    if verdict not in REVIEW_VERDICTS:
+        return note(f"refused: unknown verdict {verdict!r}; use one of {', '.join(REVIEW_VERDICTS)}")
+    if verdict != "fraud":
+        return note("cleared: no command" if verdict == "clear" else "held for more review: no command")
+    if line.closed_at is not None:
+        return note("line already closed: no command")
+    pin = s.cfg.manual_pin_ms
+    s.set(manual_until=s.now + pin, cure_streak=0, closed_at=s.now, grace_until=None)
+    note("fraud confirmed: closed", until=s.now + pin, **({"legal_hold": True} if line.legal_hold else {}))
+    s.command(f"review:{cid}", "CLOSE", {"reason": "fraud confirmed on review"}, inp.get("policy_version", "review"))
+
+
 def _dropped(s: _Step, inp: dict):
     cmd = inp.get("command") or {}
     action = cmd.get("action")
@@ -323,5 +354,6 @@ _HANDLERS = {
     "legal_hold": _flag("legal_hold"),
     "allow_list": _flag("allow_listed"),
     "manual": _manual,
+    "review": _review,
     "dropped": _dropped,
 }

@@ -317,6 +317,8 @@ def _decide(ctx: Context, event: dict, features: dict, facts: dict, score, expla
         body["producer_time"] = producer_time
         body["active_accounts"] = active_accounts
         body["role"] = role = "champion" if d.policy_name == ctx.policies.policy.name else "challenger"
+        if d.action == "REVIEW":  # an analyst's verdict on it is a label: it needs the point-in-time features
+            body["features"] = {k: v for k, v in features.items() if v}  # zeros left out, as in label snapshots
         outs.append(Out(DECISIONS, entity.encode(), orjson.dumps(body), f"{role}/{d.action}", d.decision_id,
                         str(d.rule_id or "other")[:40], producer_time))
     return outs, memories

@@ -134,7 +134,7 @@ def actuate_batch(config: PipelineConfig, get: Callable[[bytes], bytes | None], 
                 dirty[key] = encode_line(new)
                 audit.extend(a)
         else:
-            if inp.get("decision_id"):
+            if kind == "decision":  # a review verdict names its decision too, but is audited by the line
                 audit.append({"kind": "decision", "time": now, "payload": {k: inp.get(k) for k in _AUDITED}})
             account = inp.get("account_id") or ""
             line = read(rec.key)
