@@ -20,14 +20,16 @@ VERDICTS = ("fraud", "clear", "hold")
 RESETS = ("release", "drop")
 
 
-def review_control(account_id: str, decision_id: str, verdict: str, note: str, by: str) -> dict:
-    """An analyst's verdict on a REVIEW decision: `control.review_message` where the core routes it (fraud -> a
-    CLOSE from the actuator, a label for the trainer), else the same fields as a plain `review` message."""
+def review_control(account_id: str, decision_id: str, verdict: str, note: str, by: str, *,
+                   decision: dict | None = None) -> dict:
+    """An analyst's verdict on a REVIEW decision: `control.review_message` (fraud -> a CLOSE from the actuator;
+    fraud and clear -> a label, from the `decision`'s point-in-time features), else, where the control module has
+    no such builder, the same fields as a plain `review` message."""
     if verdict not in VERDICTS:
         raise ValueError(f"verdict must be one of {', '.join(VERDICTS)}")
     build = getattr(control, "review_message", None)
     if build is not None:
-        return build(account_id, decision_id, verdict, note, by)
+        return build(account_id, decision_id, verdict, note, by, decision=decision, source="console")
     return control.message("review", account_id=account_id, decision_id=decision_id, verdict=verdict, note=note,
                            by=by)
 

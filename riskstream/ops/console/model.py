@@ -354,6 +354,7 @@ class ReadModel:
         for item in timeline:
             item = dict(item)
             if item["kind"] == "decision":
+                item["features_checked"] = decision_features(item)
                 item["audit"] = [{**r, "file": path, "chain_ok": chain.ok, "chain_records": chain.n}
                                  for path, chain in self.audit.items() for r in chain.for_decision(item["decision_id"])]
             out.append(item)
@@ -361,6 +362,26 @@ class ReadModel:
               and i.get("pd") is not None]
         return {"account": pseudonym, "line": acc.line, "timeline": out, "pd": pd,
                 "audit_files": {p: {"ok": c.ok, "records": c.n, "problem": c.problem} for p, c in self.audit.items()}}
+
+
+def decision_features(d: dict):
+    """The point-in-time features a decision carries (REVIEW decisions do, zeros left out) and whether they hash to
+    its `feature_hash`; None when it carries none.
+
+    >>> from riskstream.core.account.features import FEATURE_NAMES, feature_hash
+    >>> full = {n: 0.0 for n in FEATURE_NAMES}; full["utilisation"] = 0.9
+    >>> decision_features({"features": {"utilisation": 0.9}, "feature_hash": feature_hash(full)})
+    ({'utilisation': 0.9}, True)
+    >>> decision_features({"features": {"utilisation": 0.8}, "feature_hash": feature_hash(full)})[1]
+    False
+    """
+    from riskstream.core.account.features import FEATURE_NAMES, feature_hash
+
+    feats = d.get("features")
+    if not isinstance(feats, dict):
+        return None
+    full = {n: float(feats.get(n, 0.0)) for n in FEATURE_NAMES}
+    return feats, feature_hash(full) == d.get("feature_hash")
 
 
 _ORDER = {"decision": 0, "command": 1, "control": 2, "cure": 3}

@@ -22,6 +22,7 @@ from typing import Callable
 import orjson
 from aiohttp import web
 
+from riskstream.core.errors import OperatorError
 from riskstream.ops.console import auth, views
 from riskstream.ops.console.actions import RESETS, VERDICTS, breaker_control, review_control
 
@@ -253,7 +254,12 @@ async def review_act(request):
         account_id = st.model.raw_account_id(d["account"]) if d else None
     if not account_id:
         return _refuse(request, 404, "no such decision on the decisions topic")
-    msg = review_control(account_id, decision_id, verdict, note, s.user)
+    record = {k: v for k, v in d.items() if k not in ("account", "kind", "time", "audit")}
+    try:
+        msg = review_control(account_id, decision_id, verdict, note, s.user,
+                             decision={**record, "account_id": account_id})
+    except (OperatorError, ValueError) as exc:
+        return _refuse(request, 400, f"refused: {exc}")
     await _publish(st, msg)
     log.info("console review verdict %s published as control message %s by %s", verdict, msg["control_id"], s.user)
     s.flash = (f"Published the signed review control message {msg['control_id']} ({verdict}) for decision "

@@ -266,12 +266,13 @@ def account_page(a: dict | None, *, user, csrf: str, entered: str | None = None,
             aud = "; ".join(f'#{r["seq"]} {e(r["kind"])}{" " + e(r["event"]) if r.get("event") else ""} '
                             f'{r["hash"][:12]}… {"✓ chain verified" if r["chain_ok"] else "✗ chain broken"} '
                             f'({r["chain_records"]} records)' for r in audit) or "not in the audit file(s)"
-            feats = features.get(i["decision_id"])
-            fcell = ""
+            feats = features.get(i["decision_id"]) or i.get("features_checked")
+            fcell = ('<div class="note">point-in-time features: carried by REVIEW decisions only; this one is '
+                     'identified by its feature hash</div>')
             if feats:
                 vals, ok = feats
                 nz = {k: v for k, v in vals.items() if v}
-                fcell = (f'<details><summary>{len(nz)} non-zero features, hash '
+                fcell = (f'<details class="features"><summary>{len(nz)} non-zero point-in-time features, hash '
                          f'{"matches ✓" if ok else "differs ✗"}</summary>'
                          + "".join(f"<div>{e(k)} = {_n(v)}</div>" for k, v in sorted(nz.items())) + "</details>")
             what = (f'{e(str(i.get("action")))} <span class="role">{e(i.get("role", ""))}</span>')

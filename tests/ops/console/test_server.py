@@ -28,7 +28,8 @@ def seeded_model() -> ReadModel:
     m = ReadModel(Pseudonymizer(b"test-secret-123"))
     d = {"decision_id": "d-review-1", "account_id": ACCOUNT, "action": "REVIEW", "rule_id": "drawdown-spike",
          "reasons": ["drawdown spike"], "policy_name": "retail-champion", "policy_version": 2, "model_version": 3,
-         "event_time": 1_700_000_000_000, "mode": "live", "role": "champion", "pd": 0.12, "feature_hash": "ab"}
+         "event_time": 1_700_000_000_000, "mode": "live", "role": "champion", "pd": 0.12, "feature_hash": "ab",
+         "features": {"drawdown_velocity_ratio": 4.0}}
     m.apply(names.DECISIONS, ACCOUNT.encode(), orjson.dumps(d), 1_700_000_000_000)
     m.apply(names.DECISIONS, ACCOUNT.encode(), orjson.dumps({**d, "decision_id": "d-shadow", "role": "challenger",
                                                              "policy_name": "retail-challenger", "mode": "shadow",
@@ -159,6 +160,7 @@ def test_operator_review_and_breaker_actions_publish_control_messages():
             assert {k: review[k] for k in ("kind", "account_id", "decision_id", "verdict", "note", "by")} == {
                 "kind": "review", "account_id": ACCOUNT, "decision_id": "d-review-1", "verdict": "fraud",
                 "note": "customer confirmed takeover", "by": "ana"}
+            assert review["features"] == {"drawdown_velocity_ratio": 4.0}  # the label's point-in-time features
             assert {k: reset[k] for k in ("kind", "how", "reason", "by")} == {
                 "kind": "breaker_reset", "how": "release", "reason": "feed checked", "by": "ana"}
             page = await (await c.client.get("/breaker")).text()
