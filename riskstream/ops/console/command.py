@@ -89,6 +89,7 @@ def cmd_console(args) -> int:
 
     logging.basicConfig(level=getattr(logging, args.log_level), format="%(asctime)s %(levelname)s %(name)s: "
                                                                        "%(message)s")
+    logging.getLogger("kafka").setLevel(logging.WARNING)  # its clients log every connection at INFO
     control_topic = topology.name(CONTROL)
     lock = threading.Lock()
     model = ReadModel(Pseudonymizer.from_env())
