@@ -358,8 +358,8 @@ class ReadModel:
                 item["audit"] = [{**r, "file": path, "chain_ok": chain.ok, "chain_records": chain.n}
                                  for path, chain in self.audit.items() for r in chain.for_decision(item["decision_id"])]
             out.append(item)
-        pd = [(i["time"], i["pd"]) for i in out if i["kind"] == "decision" and i.get("role") == "champion"
-              and i.get("pd") is not None]
+        pd = sorted({i.get("event_id") or i["decision_id"]: (i["time"], i["pd"]) for i in out
+                     if i["kind"] == "decision" and i.get("pd") is not None}.values())  # one point an event
         return {"account": pseudonym, "line": acc.line, "timeline": out, "pd": pd,
                 "audit_files": {p: {"ok": c.ok, "records": c.n, "problem": c.problem} for p, c in self.audit.items()}}
 

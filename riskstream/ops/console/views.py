@@ -46,9 +46,10 @@ def _n(v) -> str:
 
 # -- charts -----------------------------------------------------------------------------------------------------------
 def line_chart(series: dict, *, width: int = 760, height: int = 220, title: str = "", x_time: bool = True,
-               y_label: str = "", chart_id: str = "") -> str:
+               y_label: str = "", x_label: str = "", chart_id: str = "") -> str:
     """An SVG line chart: one polyline a series of `(x, y)` points, y from 0, x as UTC clock times if `x_time`."""
-    pad_l, pad_r, pad_t, pad_b = 48, 170, 22, 26
+    pad_l, pad_r, pad_t, pad_b = 48, 16, 22, 26
+    legend_at, height = height, height + 14 * len(series) + 4  # the legend under the axis, each name in full
     pts = [p for s in series.values() for p in s]
     xs = [p[0] for p in pts] or [0, 1]
     x0, x1 = min(xs), max(xs)
@@ -56,7 +57,7 @@ def line_chart(series: dict, *, width: int = 760, height: int = 220, title: str 
         x1 = x0 + 1
     ymax = max([p[1] for p in pts] + [1e-9]) if pts else 1
     ymax = ymax if ymax > 0 else 1
-    w, h = width - pad_l - pad_r, height - pad_t - pad_b
+    w, h = width - pad_l - pad_r, legend_at - pad_t - pad_b
     sx = lambda x: pad_l + (x - x0) / (x1 - x0) * w  # noqa: E731
     sy = lambda y: pad_t + h - (y / ymax) * h  # noqa: E731
     out = [f'<svg xmlns="http://www.w3.org/2000/svg" class="chart" id="{e(chart_id)}" width="{width}" '
@@ -71,7 +72,10 @@ def line_chart(series: dict, *, width: int = 760, height: int = 220, title: str 
     for frac in (0, 0.5, 1):
         xv = x0 + (x1 - x0) * frac
         label = _t(xv)[11:] if x_time and (x1 - x0) < 86_400_000 else (_t(xv)[:10] if x_time else _n(xv))
-        out.append(f'<text x="{sx(xv):.1f}" y="{height - 8}" class="tl" text-anchor="middle">{e(label)}</text>')
+        out.append(f'<text x="{sx(xv):.1f}" y="{legend_at - 8}" class="tl" text-anchor="middle">{e(label)}</text>')
+    if x_label:
+        out.append(f'<text x="{pad_l + w}" y="{legend_at - 8}" class="tl" text-anchor="end" dy="-12">'
+                   f'{e(x_label)}</text>')
     if y_label:
         out.append(f'<text x="12" y="{pad_t + h / 2}" class="tl" transform="rotate(-90 12 {pad_t + h / 2})" '
                    f'text-anchor="middle">{e(y_label)}</text>')
@@ -83,8 +87,8 @@ def line_chart(series: dict, *, width: int = 760, height: int = 220, title: str 
             out.append(f'<circle cx="{sx(x):.1f}" cy="{sy(y):.1f}" r="3" fill="{col}"/>')
         out.append(f'<polyline points="{path}" fill="none" stroke="{col}" stroke-width="1.6" '
                    f'data-series="{e(name)}"/>')
-        out.append(f'<rect x="{width - pad_r + 10}" y="{pad_t + 14 * i}" width="10" height="10" fill="{col}"/>'
-                   f'<text x="{width - pad_r + 24}" y="{pad_t + 9 + 14 * i}" class="tl">{e(name)} '
+        out.append(f'<rect x="{pad_l}" y="{legend_at + 14 * i}" width="10" height="10" fill="{col}"/>'
+                   f'<text x="{pad_l + 14}" y="{legend_at + 9 + 14 * i}" class="tl">{e(name)} '
                    f'({_n(sum(y for _, y in s)) if x_time else _n(s[-1][1] if s else 0)})</text>')
     out.append("</svg>")
     return "".join(out)
@@ -186,12 +190,13 @@ def overview_fragments(o: dict) -> dict:
                  f'<div class="kpi"><span id="kpi-commands">{_n(o["commands"])}</span>commands</div>'
                  f'<div class="kpi"><span id="kpi-dead">{_n(o["dead_letters"])}</span>dead letters</div>'
                  f'<div class="kpi"><span id="kpi-review">{_n(o["review_waiting"])}</span>waiting for review</div>'),
-        "charts": (line_chart(dec, title=f"champion decisions by action, per {o['bucket_ms'] // 1000} s",
-                              chart_id="chart-decisions")
+        "charts": ('<div class="cols">'
+                   + line_chart(dec, title=f"champion decisions by action, per {o['bucket_ms'] // 1000} s",
+                                chart_id="chart-decisions", width=620)
                    + line_chart(cmd, title=f"commands by action, per {o['bucket_ms'] // 1000} s",
-                                chart_id="chart-commands")),
+                                chart_id="chart-commands", width=620) + "</div>"),
         "policies": bar_chart(o["by_policy"], title="decisions by action: champion beside challenger",
-                              chart_id="chart-policies")
+                              chart_id="chart-policies", width=620)
         + _table(["policy (role, mode)", "action", "decisions"],
                  [[e(p), e(str(a)), f'<span class="n">{n}</span>'] for p, acts in o["by_policy"].items()
                   for a, n in sorted(acts.items(), key=lambda kv: str(kv[0]))], table_id="by-policy"),
@@ -256,8 +261,15 @@ def account_page(a: dict | None, *, user, csrf: str, entered: str | None = None,
                    f'{e(str(d.get("policy_name")))} v{_n(d.get("policy_version"))}, model v'
                    f'{_n(d.get("model_version"))}.</p>')
         else:
-            why = (f'<p class="why" id="why-closed">Closed {e(_t(c.get("time")))} by '
-                   f'{e(str(c.get("decision_id")))} (a control input, see the timeline).</p>')
+            cid = str(c.get("decision_id") or "").split(":", 1)[-1]
+            ctl = next((i for i in a["timeline"] if i["kind"] == "control" and i.get("control_id") == cid), {})
+            reviewed = next((i for i in decisions if i["decision_id"] == ctl.get("decision_id")), None)
+            why = (f'<p class="why" id="why-closed">Closed {e(_t(c.get("time")))} by a person: '
+                   f'{e(str(ctl.get("control") or "control"))} {e(str(ctl.get("verdict") or ctl.get("action") or ""))}'
+                   f' by <b>{e(str(ctl.get("by")))}</b> ("{e(str(ctl.get("note") or ""))}"), signed control message '
+                   f'{e(cid)} signed by {e(str(ctl.get("signed_by")))}'
+                   + (f', on REVIEW decision {e(reviewed["decision_id"])} (rule {e(str(reviewed.get("rule_id")))}, '
+                      f'PD {_n(reviewed.get("pd"))})' if reviewed else "") + '.</p>')
     rows = []
     for i in a["timeline"]:
         kind = i["kind"]
@@ -295,7 +307,7 @@ def account_page(a: dict | None, *, user, csrf: str, entered: str | None = None,
         else:
             rows.append([e(_t(i.get("time"))), e(kind), "", e(str(i.get("event_id", ""))), ""])
     pd = a["pd"]
-    chart = (line_chart({"PD (champion)": pd}, title="PD over event time", chart_id="chart-pd",
+    chart = (line_chart({"PD": pd}, title="PD over event time (each scored event with a decision)", chart_id="chart-pd",
                         x_time=True, y_label="PD") if pd else '<p class="empty">no scored decisions</p>')
     audit_files = "; ".join(f'{e(p)}: {"✓ verified" if v["ok"] else "✗ " + e(str(v["problem"]))}, {v["records"]} '
                             f'records' for p, v in a["audit_files"].items()) or "no audit file given (--audit)"
@@ -405,7 +417,8 @@ def backtest_page(report: dict | None, *, user, csrf: str, name: str = "", msg: 
             sweep[f'{p.get("policy")}: caught >= 60 d'] = [(100 * (s.get("good_restricted_share") or 0),
                                                             100 * (s.get("catch_rate_60d") or 0)) for s in pts]
     chart = (line_chart(sweep, title="PD sweep: caught >= 60 d (%) against good accounts restricted (%)",
-                        x_time=False, chart_id="chart-sweep", y_label="caught %") if sweep
+                        x_time=False, chart_id="chart-sweep", y_label="caught %",
+                        x_label="good accounts restricted %") if sweep
              else '<p class="empty">no PD sweep in this report</p>')
     bars = bar_chart({f'{p.get("policy")}': p.get("commands_by_action") or {} for p in pols},
                      title="commands by action", chart_id="chart-bt-actions")
@@ -422,7 +435,7 @@ header a{color:#cfe3ff;text-decoration:none;padding:2px 6px;border-radius:3px}he
 table{border-collapse:collapse;background:#fff;margin:4px 0}td,th{border:1px solid #ddd;padding:3px 7px;
 vertical-align:top;text-align:left}th{background:#eef2f6}.kpis>div{display:flex;gap:10px;flex-wrap:wrap}
 .kpi{background:#fff;border:1px solid #ddd;padding:6px 12px;min-width:110px}.kpi span{display:block;font-size:22px;
-font-weight:600}.cols{display:flex;gap:24px;flex-wrap:wrap}.chart{background:#fff;border:1px solid #ddd;margin:4px 0;
+font-weight:600}.cols{display:flex;gap:18px;flex-wrap:wrap}.chart{background:#fff;border:1px solid #ddd;margin:4px 0;
 display:block}.ct{font-weight:600;font-size:12px}.tl{font-size:11px;fill:#444}.ax{stroke:#888}.bad{color:#b00}
 .ok{color:#070}.mono{font-family:ui-monospace,monospace}.note{color:#666;font-size:12px}.empty{color:#888}
 .box{background:#fff;border:1px solid #ddd;padding:8px;display:flex;gap:10px;align-items:center;flex-wrap:wrap}
