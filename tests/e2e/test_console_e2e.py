@@ -167,9 +167,12 @@ def test_console_in_chromium(kafka_pipeline, tmp_path):
     wait = WebDriverWait(driver, 30, poll_frequency=0.25)
     text = lambda css: driver.find_element(By.CSS_SELECTOR, css).text  # noqa: E731
 
-    def shot(name):
+    def shot(name):  # the whole page: the window grows to the document's height for the picture
         path = shots / f"{name}.png"
+        height = driver.execute_script("return document.documentElement.scrollHeight")
+        driver.set_window_size(1400, min(max(height, 600), 3000))
         driver.save_screenshot(str(path))
+        driver.set_window_size(1400, 1100)
         return path
 
     try:
@@ -234,7 +237,8 @@ def test_console_in_chromium(kafka_pipeline, tmp_path):
         n_cmd = len([c for c in commands() if c["account_id"] == target])
         wait.until(lambda d: (driver.refresh() or True) and text("#timeline-decisions") == str(n_dec))
         assert text("#entered") == target and "CLOSED" in text("#line-state")
-        assert "fraud confirmed on review" in driver.page_source or "review" in text("#why-closed")
+        why = text("#why-closed")
+        assert "review fraud by ops" in why and review_cid in why and target_decision["decision_id"] in why
         assert len(driver.find_elements(By.CSS_SELECTOR, "#timeline tbody tr")) >= n_dec + n_cmd
         assert "✓ chain verified" in text("#timeline") and "✓ verified" in text("#audit-files")
         assert driver.find_elements(By.CSS_SELECTOR, "#chart-pd polyline")
