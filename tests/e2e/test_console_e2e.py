@@ -167,12 +167,13 @@ def test_console_in_chromium(kafka_pipeline, tmp_path):
     wait = WebDriverWait(driver, 30, poll_frequency=0.25)
     text = lambda css: driver.find_element(By.CSS_SELECTOR, css).text  # noqa: E731
 
-    def shot(name):  # the whole page: the window grows to the document's height for the picture
+    def shot(name):  # the whole page: the viewport grows to the document's height for the picture (DevTools)
         path = shots / f"{name}.png"
         height = driver.execute_script("return document.documentElement.scrollHeight")
-        driver.set_window_size(1400, min(max(height, 600), 3000))
+        driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", {
+            "width": 1400, "height": min(max(height, 600), 4000), "deviceScaleFactor": 1, "mobile": False})
         driver.save_screenshot(str(path))
-        driver.set_window_size(1400, 1100)
+        driver.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
         return path
 
     try:

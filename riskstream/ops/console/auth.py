@@ -174,8 +174,9 @@ class Sessions:
         self._by_token[s.token] = s
         return s
 
-    def get(self, token: str | None) -> Session | None:
-        """The live session of `token` (its idle clock restarts), else None (and an expired one is dropped)."""
+    def get(self, token: str | None, *, touch: bool = True) -> Session | None:
+        """The live session of `token` (its idle clock restarts unless `touch` is False: a page's own refresh is
+        not a person's activity), else None (and an expired one is dropped)."""
         if not token:
             return None
         s = self._by_token.get(token)
@@ -185,7 +186,8 @@ class Sessions:
         if now - s.last_seen > self.ttl_ms:
             del self._by_token[token]
             return None
-        s.last_seen = now
+        if touch:
+            s.last_seen = now
         return s
 
     def drop(self, token: str | None) -> None:

@@ -29,6 +29,7 @@ from riskstream.ops.console.actions import RESETS, VERDICTS, breaker_control, re
 log = logging.getLogger("riskstream.console")
 
 COOKIE = "riskstream_console"
+REFRESH_HEADER = "X-Console-Refresh"  # sent by the overview's timer: keeps no session alive
 PUBLIC = frozenset({"/login", "/static/console.css", "/static/console.js", "/healthz"})
 MAX_UPLOAD = 32 * 1024 * 1024
 _DUMMY_HASH = auth.hash_password("not a password", iterations=auth.PBKDF2_ITERATIONS)
@@ -88,7 +89,7 @@ async def authenticate(request, handler):
     if request.path in PUBLIC:
         return await handler(request)
     st = _state(request)
-    session = st.sessions.get(request.cookies.get(COOKIE))
+    session = st.sessions.get(request.cookies.get(COOKIE), touch=REFRESH_HEADER not in request.headers)
     if session is None:
         if request.method == "GET" and not _wants_json(request):
             raise web.HTTPSeeOther("/login?next=" + _safe_next(request.path))

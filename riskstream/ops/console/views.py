@@ -72,7 +72,8 @@ def line_chart(series: dict, *, width: int = 760, height: int = 220, title: str 
     for frac in (0, 0.5, 1):
         xv = x0 + (x1 - x0) * frac
         label = _t(xv)[11:] if x_time and (x1 - x0) < 86_400_000 else (_t(xv)[:10] if x_time else _n(xv))
-        out.append(f'<text x="{sx(xv):.1f}" y="{legend_at - 8}" class="tl" text-anchor="middle">{e(label)}</text>')
+        anchor = {0: "start", 1: "end"}.get(frac, "middle")
+        out.append(f'<text x="{sx(xv):.1f}" y="{legend_at - 8}" class="tl" text-anchor="{anchor}">{e(label)}</text>')
     if x_label:
         out.append(f'<text x="{pad_l + w}" y="{legend_at - 8}" class="tl" text-anchor="end" dy="-12">'
                    f'{e(x_label)}</text>')
@@ -450,7 +451,7 @@ JS = """
   var url = document.body.getAttribute('data-refresh');
   if (!url) return;
   function tick(){
-    fetch(url, {credentials: 'same-origin', headers: {'Accept': 'application/json'}})
+    fetch(url, {credentials: 'same-origin', headers: {'Accept': 'application/json', 'X-Console-Refresh': '1'}})
       .then(function(r){ if (r.status === 401) { location.href = '/login'; return null; } return r.json(); })
       .then(function(d){ if (!d) return; Object.keys(d.html).forEach(function(id){
         var el = document.getElementById(id); if (el) el.innerHTML = d.html[id]; });

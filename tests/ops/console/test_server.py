@@ -218,6 +218,11 @@ def test_sessions_expire():
             r = await c.client.get("/", allow_redirects=False)
             assert r.status == 303 and r.headers["Location"].startswith("/login")
             assert (await c.client.get("/api/overview")).status == 401
+            await c.sign_in("ana")
+            for _ in range(3):  # the overview's own refresh is no activity: it keeps no session alive
+                c.now[0] += 25_000
+                r = await c.client.get("/api/overview", headers={"X-Console-Refresh": "1"})
+            assert r.status == 401
     run(go())
 
 
