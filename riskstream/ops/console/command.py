@@ -102,12 +102,12 @@ def cmd_console(args) -> int:
     app = make_app(state, backtest=backtest)
     url = f"http://{args.host}:{args.port}/"
 
-    def announce(_=None):
-        print(f"riskstream console: serving {url} (reading {bootstrap}; {len(users)} user(s), sessions end after "
-              f"{args.session_ttl} idle)", file=sys.stderr, flush=True)
+    def announce(_=None):  # the sign-in first: whoever waits for "serving" has it then
         for name, pw in dev_passwords.items():
             print(f"riskstream console: development sign-in {name} / {pw} ({users[name].role}); never in "
                   f"production", file=sys.stderr, flush=True)
+        print(f"riskstream console: serving {url} (reading {bootstrap}; {len(users)} user(s), sessions end after "
+              f"{args.session_ttl} idle)", file=sys.stderr, flush=True)
     try:
         web.run_app(app, host=args.host, port=args.port, print=announce, access_log=None,
                     handle_signals=True)
