@@ -24,7 +24,7 @@ import faust
 
 from riskstream.core.steps import PipelineConfig
 from riskstream.core.topology import Topology, load_topology
-from riskstream.stream import deliver, resume, rewind
+from riskstream.stream import deliver, idempotence, resume, rewind
 from riskstream.stream.security import KafkaSecurity
 from riskstream.stream.watch import BatchWatch
 
@@ -80,6 +80,7 @@ def make_app(app_id: str, s: StreamSettings) -> faust.App:
     rewind.install()  # never skip the first records of a partition with no commit (see the module)
     resume.install()  # agents' partitions resume only after recovery's seek to their commits (see the module)
     deliver.install()  # a record is handed to the agents inline, without 4 tasks, when nothing blocks
+    idempotence.install()  # a batch retried after a lost ack (a broker outage) is written once
     datadir = Path(s.data_dir) / f"{app_id}-{os.getpid()}"
     datadir.parent.mkdir(parents=True, exist_ok=True)
     return faust.App(

@@ -565,3 +565,50 @@ def test_audit_verify_passes_clean_and_names_the_changed_record(pipeline, downst
           f"{(res.stdout + res.stderr).strip()}")
     assert res.returncode == 1
     assert f"record {k}:" in res.stderr
+
+
+# -- review verdicts ----------------------------------------------------------------------------------------------
+def test_a_fraud_verdict_closes_the_line_once_and_teaches_the_trainer(pipeline, downstream_of, tmp_path):
+    """An analyst's fraud verdict on a live REVIEW decision: one CLOSE (`review:<control id>`), audited, and a
+    label with the decision's point-in-time features on the labels topic."""
+    policy = tmp_path / "review.yaml"
+    policy.write_text(REVIEW_POLICY)
+    audit = tmp_path / "actuator-audit.jsonl"
+    wport = free_port()
+    worker = pipeline.start("worker", "--policy", str(policy), "--audit-log", str(tmp_path / "worker-audit.jsonl"),
+                            metrics_port=wport)
+    act = pipeline.start("actuator", "--audit-log", str(audit))
+    down = downstream_of(pipeline)
+    worker.wait_ready(timeout=120)
+    act.wait_ready(timeout=120)
+    acc = Accounts(2, "REV")
+    records = acc.opened() + acc.events("drawdown")
+    publish(pipeline, records)
+    wait_for("REVIEW commands downstream", lambda: down.count("REVIEW") >= len(records), timeout=120)
+    decision = next(d for d in map(orjson.loads, (r.value for r in read_topic(
+        pipeline.bootstrap, pipeline.topic("riskstream.decisions"))))
+        if d.get("action") == "REVIEW" and d["account_id"] == "REV0000")
+    verdict = control.review_message("REV0000", decision["decision_id"], "fraud", "confirmed by phone", "e2e",
+                                     decision=decision)
+    for _ in range(2):  # redelivered: still one CLOSE
+        control.publish(pipeline.bootstrap, verdict, topic=pipeline.topic("riskstream.control"))
+    cid = verdict["control_id"]
+    wait_for("the CLOSE downstream", lambda: down.count("CLOSE") >= 1, timeout=60)
+    wait_for("the verdict audited", lambda: any(r["kind"] == "override" and r["payload"].get("control_id") == cid
+                                                for r in audit_records(audit)), timeout=30)
+    wait_for("the trainer learned the verdict", lambda: metric(wport, "riskstream_labels_learned_total") >= 1,
+             timeout=60)
+    down.wait_quiet(3)
+    labels = [orjson.loads(r.value) for r in read_topic(pipeline.bootstrap, pipeline.topic("riskstream.labels"))]
+    mine = [lb for lb in labels if lb.get("control_id") == cid]
+    closes = [c for c in down.order if c["action"] == "CLOSE"]
+    learned = metric(wport, "riskstream_labels_learned_total")
+    print(f"review fraud published twice: CLOSE commands = {len(closes)} ({closes[0]['decision_id']}), labels on "
+          f"the topic = {len(mine)} (outcome {mine[0]['outcome'] if mine else None}), labels learned = {learned}, "
+          f"duplicates downstream = {down.duplicates()}")
+    assert [(c["account_id"], c["decision_id"]) for c in closes] == [("REV0000", f"review:{cid}")]
+    assert down.duplicates() == (0, 0)
+    assert len(mine) == 2 and {lb["outcome"] for lb in mine} == {"fraud"} and mine[0]["label"] is True
+    assert learned == 1, "a verdict sent twice is learned once"
+    assert mine[0]["features"] == decision["features"] and mine[0]["snapshot_time"] == decision["event_time"]
+    assert worker.alive() and act.alive()

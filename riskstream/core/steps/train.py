@@ -26,18 +26,25 @@ from riskstream.core.names import MODELS
 from riskstream.core.steps.records import Out
 
 
+#: Review verdicts' control ids the trainer remembers, so one sent twice is learned once (in memory: after a restart
+#: the labels redelivered from the last commit can be learned again, as every label can).
+REVIEWS_REMEMBERED = 100_000
+
+
 class TrainState:
     def __init__(self, trainer, anomaly):
         self.trainer = trainer
         self.anomaly = anomaly
         # (pd, label) of the last 1000 labels, for AUC and log-loss (only while the caller asks for them)
         self.recent: collections.deque = collections.deque(maxlen=1000)
+        # control ids of the review verdicts learned (a verdict published twice is learned once), oldest first
+        self.reviews: dict[str, None] = {}
 
 
 class TrainResult(NamedTuple):
     state: TrainState
     outs: list      # at most one signed snapshot
-    report: dict    # learned, behaviour, drifts, label_delays_s, auc, log_loss, version
+    report: dict    # learned, behaviour, drifts, label_delays_s, auc, log_loss, version, [duplicates]
 
 
 def new_train_state(ctx) -> TrainState:
@@ -71,6 +78,13 @@ def train_batch(state: TrainState, values, *, publish_every: int | None = None, 
             continue
         if msg.get("kind") != "label":
             continue
+        if msg.get("source") == "review":
+            if msg.get("control_id") in state.reviews:
+                report["duplicates"] = report.get("duplicates", 0) + 1
+                continue
+            state.reviews[msg.get("control_id")] = None
+            if len(state.reviews) > REVIEWS_REMEMBERED:
+                del state.reviews[next(iter(state.reviews))]
         ex = LabeledExample(msg["entity"], msg["snapshot_time"], msg["features"], bool(msg["label"]))
         if quality:
             state.recent.append((tr.scorer.predict_pd(ex.features), ex.label))

@@ -47,11 +47,19 @@ def test_an_unsigned_review_routes_nowhere():
 def test_the_trainer_learns_the_review_label():
     ctx = Context(CFG)
     state = new_train_state(ctx)
-    label = route_control(CFG, review("fraud")).outs[1].value
     before = state.trainer.scorer.predict_pd(FEATURES)
-    res = train_batch(state, [label] * 20, publish_every=10**6)
+    labels = [route_control(CFG, review("fraud", control_id=f"r{i}")).outs[1].value for i in range(20)]
+    res = train_batch(state, labels, publish_every=10**6)
     assert res.report["learned"] == 20
     assert state.trainer.scorer.predict_pd(FEATURES) > before, "a confirmed fraud raises the PD of its features"
+
+
+def test_a_verdict_published_twice_is_learned_once():
+    state = new_train_state(Context(CFG))
+    label = route_control(CFG, review("clear")).outs[1].value
+    res = train_batch(state, [label, label], publish_every=10**6)
+    assert (res.report["learned"], res.report["duplicates"]) == (1, 1)
+    assert train_batch(state, [label], publish_every=10**6).report["learned"] == 0
 
 
 def test_a_routed_fraud_verdict_is_one_close_that_does_not_wait_the_breaker():
