@@ -4,7 +4,7 @@ Selenium's WebDriver) against a live pipeline on Apache Kafka: worker, actuator 
 It signs in as an operator; every page renders with data and the DOM counts match the topics (decisions and commands
 on the overview, one account's timeline, the review queue, the held commands); a "confirm fraud" in the review queue
 and a breaker release each produce the signed control message (control topic), the actuator's audit record and the
-command (commands topic); a viewer's action is refused with 403. A screenshot of each page goes to the test's tmp
+command (commands topic), and the verdict a label for the trainer (labels topic); a viewer's action is refused with 403. A screenshot of each page goes to the test's tmp
 dir (and to $RISKSTREAM_CONSOLE_SHOTS when set).
 
 A missing chromium is a skip here, and a failure in CI (RISKSTREAM_TEST_BROKER=kafka, tests/conftest.py).
@@ -222,9 +222,14 @@ def test_console_in_chromium(kafka_pipeline, tmp_path):
             (r for r in _audit(audit) if r["kind"] == "override" and r["payload"].get("control_id") == review_cid),
             None), timeout=30)
         assert rec["payload"]["verdict"] == "fraud" and rec["payload"]["by"] == "ops"
+        label = wait_for("the verdict's label for the trainer", lambda: next(
+            (x for x in decode_values(read_topic(pipeline.bootstrap, topic("riskstream.labels"), idle_s=0.5))
+             if x.get("control_id") == review_cid), None), timeout=30)
+        assert (label["label"], label["outcome"], label["source"]) == (True, "fraud", "review")
+        assert label["features"] == target_decision["features"] and label["entity"] == target_p
         print(f"review: fraud verdict {review_cid} -> control message signed by "
               f"{[s['key_id'] for s in msg['signatures']]}, audit #{rec['seq']} ({rec['payload']['outcome']}), "
-              f"command {close['command_id']} {close['action']}")
+              f"command {close['command_id']} {close['action']}, label {label['label']} on the labels topic")
         driver.refresh()
         wait.until(lambda d: (driver.refresh() or True) and text("#queue-n") == str(len(waiting) - 1))
 
