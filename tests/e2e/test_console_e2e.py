@@ -233,12 +233,34 @@ def test_console_in_chromium(kafka_pipeline, tmp_path):
         driver.refresh()
         wait.until(lambda d: (driver.refresh() or True) and text("#queue-n") == str(len(waiting) - 1))
 
+        # clear (leaves the queue, a label False, no command) and hold (stays queued, marked), on two more lines
+        for account, verdict in ((review_ids[1], "clear"), (review_ids[2], "hold")):
+            row = next(r for r in driver.find_elements(By.CSS_SELECTOR, "#queue tbody tr")
+                       if ps.pseudonym(account) in r.text)
+            row.find_element(By.CSS_SELECTOR, "input[name=note]").send_keys(f"{verdict}: checked with the customer")
+            row.find_element(By.CSS_SELECTOR, f"button[value={verdict}]").click()
+            wait.until(lambda d: f"({verdict})" in text("#flash"))
+            cid = text("#flash").split("control message ", 1)[1].split(" ", 1)[0]
+            rec = wait_for(f"the {verdict} verdict's audit record", lambda: next(
+                (r for r in _audit(audit) if r["kind"] == "override" and r["payload"].get("control_id") == cid),
+                None), timeout=30)
+            assert rec["payload"]["outcome"].endswith("no command"), rec
+            assert not [c for c in commands() if c["decision_id"] == f"review:{cid}"]
+        wait.until(lambda d: (driver.refresh() or True) and text("#queue-n") == str(len(waiting) - 2))
+        held_row = next(r for r in driver.find_elements(By.CSS_SELECTOR, "#queue tbody tr")
+                        if ps.pseudonym(review_ids[2]) in r.text)
+        assert "on hold by ops" in held_row.text
+        shot("3-review-after-verdicts")
+        labels = decode_values(read_topic(pipeline.bootstrap, topic("riskstream.labels"), idle_s=0.5))
+        assert sorted(x["outcome"] for x in labels if x.get("source") == "review") == ["clear", "fraud"]
+
         # -- account page: looked up by id (POST), URL carries the pseudonym; timeline matches the topics ----------
         driver.get(base + "/account")
         driver.find_element(By.ID, "account_id").send_keys(target)
         driver.find_element(By.ID, "lookup-go").click()
         wait.until(lambda d: d.current_url == f"{base}/account/{target_p}")
         assert target not in driver.current_url
+        wait.until(lambda d: (driver.refresh() or True) and "override review" in text("#timeline"))
         n_dec = len([d for d in decisions() if d["account_id"] == target])
         n_cmd = len([c for c in commands() if c["account_id"] == target])
         wait.until(lambda d: (driver.refresh() or True) and text("#timeline-decisions") == str(n_dec))
@@ -300,6 +322,7 @@ def test_console_in_chromium(kafka_pipeline, tmp_path):
         all_dec, all_cmd = decisions(), commands()
         wait.until(lambda d: text("#kpi-decisions") == f"{len(all_dec):,}" and text("#kpi-commands") ==
                    f"{len(all_cmd):,}")
+        assert text("#kpi-events") == str(len(review_ids) * 3 + len(flood_ids) * 4)  # the upstream records
         by_role = collections.Counter(d.get("role") for d in all_dec)
         assert by_role["champion"] and by_role["challenger"], by_role
         assert "e2e-console" in text("#by-policy") and "retail-challenger" in text("#by-policy")
@@ -329,6 +352,8 @@ def test_console_in_chromium(kafka_pipeline, tmp_path):
         driver.find_element(By.ID, "user").send_keys("vera")
         driver.find_element(By.ID, "password").send_keys(PASSWORD)
         driver.find_element(By.ID, "signin").click()
+        driver.get(base + "/review")
+        assert text("#queue-n") == str(len(waiting) - 2) and "Confirm fraud" not in driver.page_source
         driver.get(base + "/breaker")
         assert not driver.find_elements(By.ID, "breaker-release")
         status = driver.execute_async_script("""

@@ -373,7 +373,9 @@ def breaker_page(b: dict, *, user, csrf: str, can_act: bool, msg: str | None = N
                 f'<span class="note">The same signed control message as <code>riskstream control breaker-reset'
                 f'</code>, audited by the actuator.</span></form>')
     log = _table(["time", "event", "how", "by", "reason", "signed by"],
-                 [[e(_t(x.get("time"))), e(x["kind"]), e(str(x.get("how") or "")), e(str(x.get("by") or "")),
+                 [[e(_t(x.get("time"))), e(x["kind"]) + (f' (partition {e(str(x["partition"]))})'
+                                                           if x.get("partition") is not None else ""),
+                   e(str(x.get("how") or "")), e(str(x.get("by") or "")),
                    e(str(x.get("reason") or "")), e(str(x.get("signed_by")))] for x in b["log"]],
                  table_id="breaker-log", empty="no trips or resets yet")
     body = (_flash(msg) + f'<p>Breaker {state}: {b["trips"]} trip(s), <b id="held-n">{len(b["held"])}</b> command(s) '
