@@ -271,7 +271,7 @@ def test_console_in_chromium(kafka_pipeline, tmp_path):
         assert "✓ chain verified" in text("#timeline") and "✓ verified" in text("#audit-files")
         assert driver.find_elements(By.CSS_SELECTOR, "#chart-pd polyline")
         feats = driver.find_elements(By.CSS_SELECTOR, "details.features summary")
-        assert feats and "hash matches" in feats[0].text
+        assert feats and all("feature hash matches" in f.text for f in feats) and len(feats) == n_dec
         shot("2-account")
 
         # -- breaker: a flood of closes trips it; the held commands are released through the UI -------------------
@@ -316,6 +316,19 @@ def test_console_in_chromium(kafka_pipeline, tmp_path):
         wait.until(lambda d: (driver.refresh() or True) and text("#held-n") == "0")
         assert driver.find_elements(By.ID, "breaker-closed")
         shot("4-breaker-released")
+
+        # "why was this line closed?": a flooded line's CLOSE, its rule and the features rebuilt behind it
+        driver.get(base + "/account")
+        driver.find_element(By.ID, "account_id").send_keys(flood_ids[0])
+        driver.find_element(By.ID, "lookup-go").click()
+        wait.until(lambda d: d.current_url == f"{base}/account/{ps.pseudonym(flood_ids[0])}")
+        wait.until(lambda d: (driver.refresh() or True) and "CLOSED" in text("#line-state"))
+        why = text("#why-closed")
+        assert "rule login-close" in why and "three failed logins" in why, why
+        feats = driver.find_elements(By.CSS_SELECTOR, "details.features summary")
+        assert any("rebuilt from the valid events" in f.text for f in feats)
+        assert all("feature hash matches" in f.text for f in feats), [f.text for f in feats]
+        shot("2-account-closed-by-policy")
 
         # -- overview: live counts equal the topics' ----------------------------------------------------------------
         driver.get(base + "/")

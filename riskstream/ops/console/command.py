@@ -97,7 +97,7 @@ def cmd_console(args) -> int:
     state = ConsoleState(model=model, users=users, sessions=auth.Sessions(ttl_ms=ttl_ms), lock=lock,
                          publish=lambda msg: control.publish(bootstrap, msg, control_topic, signer=signer,
                                                              security=security),
-                         signer_id=signer.key_id)
+                         signer_id=signer.key_id, health=lambda: reader.error)
     reader.start()
     app = make_app(state, backtest=backtest)
     url = f"http://{args.host}:{args.port}/"

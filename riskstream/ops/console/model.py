@@ -45,6 +45,8 @@ BUCKET_MS = 5_000
 BUCKETS = 72
 #: Per-account timeline bound (newest kept): the console is a window on the topics, not an archive.
 TIMELINE_MAX = 500
+#: Per-account bound on the valid events kept to rebuild point-in-time features (beyond it: no rebuild).
+VALID_MAX = 5000
 #: The review verdicts; "hold" leaves the decision in the queue.
 VERDICTS = ("fraud", "clear", "hold")
 _BREAKER_PREFIX = b"\x00breaker/"
@@ -164,13 +166,23 @@ class ReadModel:
         self.verdicts: list = []
         self.events = Rate()
         self.audit: dict[str, AuditChain] = {}
+        self._valid: dict[str, list] = collections.defaultdict(list)  # pseudonym -> [(offset, valid event bytes)]
+        self._valid_cut: set[str] = set()  # accounts whose first events were dropped (the bound): no replay
+        self._market_events: list = []
+        self._pseudonymizer = pseudonymizer
 
     # -- folding records ------------------------------------------------------------------------------------------
-    def apply(self, topic: str, key: bytes | None, value: bytes | None, timestamp_ms: int) -> None:
+    def apply(self, topic: str, key: bytes | None, value: bytes | None, timestamp_ms: int, offset: int = 0) -> None:
         """Fold one record of `topic` (a logical name); a record that is not JSON is counted and skipped."""
         self.records += 1
         if topic == names.LINES_CHANGELOG:
             return self._line(key or b"", value)
+        if topic == names.VALID:
+            return self._valid_event(key, value, offset)
+        if topic == names.MARKET:
+            if value:
+                self._market_events.append((value, timestamp_ms))
+            return
         try:
             rec = orjson.loads(value) if value else None
         except orjson.JSONDecodeError:
@@ -293,6 +305,40 @@ class ReadModel:
             return
         acc.line = {k: v for k, v in line.items() if k not in ("account_id", "handled")} if line else None
 
+    def _valid_event(self, key: bytes | None, value: bytes | None, offset: int) -> None:
+        """A validated event of a credit line (valid topic, keyed by entity): kept to rebuild the point-in-time
+        features of its decisions."""
+        if not key or not value:
+            return
+        p = self.pseudonym(key.decode("utf-8", "replace"))
+        events = self._valid[p]
+        events.append((offset, value))
+        if len(events) > VALID_MAX:
+            del events[:len(events) - VALID_MAX]
+            self._valid_cut.add(p)
+
+    def replayed_features(self, pseudonym: str, decisions: list) -> dict:
+        """decision id -> (features, hash matches?) rebuilt from the account's valid events, for decisions that
+        carry none (pure core functions: `apply_event`, `compute_features`, the market history as of event time).
+        Empty when the account's first events are no longer kept."""
+        if pseudonym in self._valid_cut or not self._valid.get(pseudonym):
+            return {}
+        want = {d.get("event_id"): [] for d in decisions}
+        for d in decisions:
+            want[d.get("event_id")].append(d)
+        return replay_features(self._valid[pseudonym], self._market(), want)
+
+    def _market(self):
+        from riskstream.core.contracts import Rejected, parse_event
+        from riskstream.core.market import apply_market, new_history
+
+        market = new_history()
+        for value, ts in self._market_events:
+            ev = parse_event(value, now_ms=ts, pseudonymizer=self._pseudonymizer, family="market")
+            if not isinstance(ev, Rejected):
+                market = apply_market(market, ev)
+        return market
+
     def apply_audit(self, path: str, raw: bytes) -> None:
         """One line of the audit file `path` (lines in file order)."""
         self.audit.setdefault(path, AuditChain(path)).add(raw)
@@ -350,11 +396,13 @@ class ReadModel:
             return None
         acc = self.accounts[pseudonym]
         timeline = sorted(acc.timeline, key=lambda i: (i.get("time") or 0, _ORDER.get(i["kind"], 9)))
+        replayed = self.replayed_features(pseudonym, [i for i in timeline if i["kind"] == "decision"
+                                                      and not isinstance(i.get("features"), dict)])
         out = []
         for item in timeline:
             item = dict(item)
             if item["kind"] == "decision":
-                item["features_checked"] = decision_features(item)
+                item["features_checked"] = decision_features(item) or replayed.get(item["decision_id"])
                 item["audit"] = [{**r, "file": path, "chain_ok": chain.ok, "chain_records": chain.n}
                                  for path, chain in self.audit.items() for r in chain.for_decision(item["decision_id"])]
             out.append(item)
@@ -382,6 +430,30 @@ def decision_features(d: dict):
         return None
     full = {n: float(feats.get(n, 0.0)) for n in FEATURE_NAMES}
     return feats, feature_hash(full) == d.get("feature_hash")
+
+
+def replay_features(events: list, market, want: dict) -> dict:
+    """Fold one account's valid events `[(offset, bytes)]` (offset order) through the core's `apply_event` and, at
+    each event in `want` (event id -> its decisions), compute the features as the account step does; return
+    decision id -> (features without zeros, hash equal to the decision's `feature_hash`?, how they were got)."""
+    from riskstream.core.account.features import compute_features, feature_hash
+    from riskstream.core.account.state import apply_event
+
+    state, out = None, {}
+    for offset, raw in sorted(events, key=lambda e: e[0]):
+        try:
+            event = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            continue
+        state, outcome = apply_event(state, event, offset=offset)
+        if outcome != "applied" or event.get("event_id") not in want:
+            continue
+        features = compute_features(state, as_of=state.watermark, market=market)
+        digest = feature_hash(features)
+        for d in want[event["event_id"]]:
+            out[d["decision_id"]] = ({k: v for k, v in features.items() if v}, digest == d.get("feature_hash"),
+                                     "rebuilt from the valid events")
+    return out
 
 
 _ORDER = {"decision": 0, "command": 1, "control": 2, "cure": 3}

@@ -1,8 +1,8 @@
 """The console's background reader: tails the topics and audit files into the read model (a thread, kafka-python).
 
 A consumer with no group (it commits nothing and moves no other reader) is assigned every partition of the
-decisions, commands, control and dead-letter topics and the actuator's lines changelog, reads them from the
-beginning and then follows them. Every `sample_s` it also reads the upstream topics' end offsets for the events/s
+decisions, commands, control and dead-letter topics, the actuator's lines changelog, and the valid and market
+topics (for the features behind each decision), reads them from the beginning and then follows them. Every `sample_s` it also reads the upstream topics' end offsets for the events/s
 figure, and the new lines of each audit file. Names come from `riskstream.core.names` through the topology (its
 topic prefix).
 """
@@ -18,7 +18,9 @@ from riskstream.core import names
 
 log = logging.getLogger("riskstream.console")
 
-FOLLOWED = (names.DECISIONS, names.COMMANDS, names.CONTROL, names.DEAD, names.LINES_CHANGELOG)
+#: VALID and MARKET: to rebuild the point-in-time features of decisions that do not carry them.
+FOLLOWED = (names.DECISIONS, names.COMMANDS, names.CONTROL, names.DEAD, names.LINES_CHANGELOG, names.VALID,
+            names.MARKET)
 
 
 class Reader(threading.Thread):
@@ -70,24 +72,34 @@ class Reader(threading.Thread):
             start_end = consumer.end_offsets(tps)
             next_sample = 0.0
             while not self._stop_evt.is_set():
-                batches = consumer.poll(timeout_ms=300, max_records=5000)
-                if batches:
-                    with self.lock:
-                        for tp, records in batches.items():
-                            topic = logical[tp.topic]
-                            for r in records:
-                                self.model.apply(topic, r.key, r.value, r.timestamp)
-                if not self.ready.is_set() and all(consumer.position(tp) >= start_end[tp] for tp in tps):
-                    self.ready.set()
-                if time.monotonic() >= next_sample:
-                    next_sample = time.monotonic() + self.sample_s
-                    self._sample(consumer, up_tps)
-                    self._read_audit()
+                try:
+                    self._step(consumer, logical, tps, start_end)
+                    if time.monotonic() >= next_sample:
+                        next_sample = time.monotonic() + self.sample_s
+                        self._read_audit()
+                        self._sample(consumer, up_tps)
+                    self.error = None
+                except Exception as exc:  # a broker hiccup: say so on the page and in the log, and go on
+                    if self.error is None:
+                        log.warning("console reader: %r (retrying)", exc)
+                    self.error = f"reading the topics failed: {exc!r}; retrying"
+                    self._stop_evt.wait(1)
         except Exception as exc:  # a reader that dies says why on the page and in the log, never silently
             self.error = f"reader stopped: {exc!r}"
             log.exception("console reader stopped")
         finally:
             consumer.close()
+
+    def _step(self, consumer, logical, tps, start_end) -> None:
+        batches = consumer.poll(timeout_ms=300, max_records=5000)
+        if batches:
+            with self.lock:
+                for tp, records in batches.items():
+                    topic = logical[tp.topic]
+                    for r in records:
+                        self.model.apply(topic, r.key, r.value, r.timestamp, r.offset)
+        if not self.ready.is_set() and all(consumer.position(tp) >= start_end[tp] for tp in tps):
+            self.ready.set()
 
     def _sample(self, consumer, up_tps) -> None:
         if not up_tps:

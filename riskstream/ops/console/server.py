@@ -45,6 +45,8 @@ class ConsoleState:
     #: pseudonym -> {decision id: (features, hash matches?)}, when the valid events are followed
     features: Callable[[str], dict] | None = None
     signer_id: str = "?"
+    #: why the background reader is not following the topics right now, or None
+    health: Callable[[], str | None] = field(default=lambda: None)
     clock: Callable[[], int] = field(default=lambda: int(time.time() * 1000))
 
 
@@ -164,7 +166,9 @@ async def logout(request):
 # -- overview -------------------------------------------------------------------------------------------------------
 def _overview(st: ConsoleState) -> dict:
     with st.lock:
-        return st.model.overview(st.clock())
+        o = st.model.overview(st.clock())
+    o["reader_error"] = st.health()
+    return o
 
 
 async def overview(request):

@@ -185,7 +185,8 @@ def overview_fragments(o: dict) -> dict:
     dec = {k: v for k, v in series.items() if k.startswith("decision/")}
     cmd = {k: v for k, v in series.items() if k.startswith("command/")}
     return {
-        "kpis": (f'<div class="kpi"><span id="kpi-eps">{_n(o["events_per_s"])}</span>events/s</div>'
+        "kpis": ((f'<p class="err" id="reader-error">{e(o["reader_error"])}</p>' if o.get("reader_error") else "")
+                 + f'<div class="kpi"><span id="kpi-eps">{_n(o["events_per_s"])}</span>events/s</div>'
                  f'<div class="kpi"><span id="kpi-events">{_n(o["events"])}</span>events in</div>'
                  f'<div class="kpi"><span id="kpi-decisions">{_n(o["decisions"])}</span>decisions</div>'
                  f'<div class="kpi"><span id="kpi-commands">{_n(o["commands"])}</span>commands</div>'
@@ -280,13 +281,14 @@ def account_page(a: dict | None, *, user, csrf: str, entered: str | None = None,
                             f'{r["hash"][:12]}… {"✓ chain verified" if r["chain_ok"] else "✗ chain broken"} '
                             f'({r["chain_records"]} records)' for r in audit) or "not in the audit file(s)"
             feats = features.get(i["decision_id"]) or i.get("features_checked")
-            fcell = ('<div class="note">point-in-time features: carried by REVIEW decisions only; this one is '
-                     'identified by its feature hash</div>')
+            fcell = ('<div class="note">point-in-time features: not carried by this decision and its account\'s '
+                     'first valid events are no longer kept; it is identified by its feature hash</div>')
             if feats:
-                vals, ok = feats
+                vals, ok = feats[0], feats[1]
+                how = feats[2] if len(feats) > 2 else "carried by the decision"
                 nz = {k: v for k, v in vals.items() if v}
-                fcell = (f'<details class="features"><summary>{len(nz)} non-zero point-in-time features, hash '
-                         f'{"matches ✓" if ok else "differs ✗"}</summary>'
+                fcell = (f'<details class="features"><summary>{len(nz)} non-zero point-in-time features ({e(how)}), '
+                         f'feature hash {"matches ✓" if ok else "differs ✗"}</summary>'
                          + "".join(f"<div>{e(k)} = {_n(v)}</div>" for k, v in sorted(nz.items())) + "</details>")
             what = (f'{e(str(i.get("action")))} <span class="role">{e(i.get("role", ""))}</span>')
             detail = (f'rule <b>{e(str(i.get("rule_id")))}</b><br>{e("; ".join(map(str, i.get("reasons") or [])))}'
