@@ -1,11 +1,13 @@
 """Issue 15 acceptance: the risk console driven by headless Chromium (Debian's chromium + chromedriver, through
 Selenium's WebDriver) against a live pipeline on Apache Kafka: worker, actuator and `riskstream console` processes.
 
-It signs in as an operator; every page renders with data and the DOM counts match the topics (decisions and commands
-on the overview, one account's timeline, the review queue, the held commands); a "confirm fraud" in the review queue
-and a breaker release each produce the signed control message (control topic), the actuator's audit record and the
-command (commands topic), and the verdict a label for the trainer (labels topic); a viewer's action is refused with 403. A screenshot of each page goes to the test's tmp
-dir (and to $RISKSTREAM_CONSOLE_SHOTS when set).
+It signs in as an operator; every page renders with data and the DOM counts match the topics (decisions, commands
+and events on the overview, one account's timeline, the review queue, the held commands); a "confirm fraud" in the
+review queue and a breaker release each produce the signed control message (control topic), the actuator's audit
+record and the command (commands topic), and the verdict a label for the trainer (labels topic); clear and hold are
+audited and send nothing; a policy-closed line's page says why (rule, reasons, the features rebuilt behind it); a
+viewer's action is refused with 403. A screenshot of each page goes to the test's tmp dir (and to
+$RISKSTREAM_CONSOLE_SHOTS when set).
 
 A missing chromium is a skip here, and a failure in CI (RISKSTREAM_TEST_BROKER=kafka, tests/conftest.py).
 """
@@ -355,7 +357,8 @@ def test_console_in_chromium(kafka_pipeline, tmp_path):
         report = orjson.loads(FIXTURE_BACKTEST.read_bytes())
         wait.until(lambda d: d.find_elements(By.ID, "bt-table"))
         head = text("#bt-table thead")
-        assert all(f"{p['policy']} v{p['version']}" in head for p in report["policies"]) and len(report["policies"]) == 2
+        assert len(report["policies"]) == 2
+        assert all(f"{p['policy']} v{p['version']}" in head for p in report["policies"])
         assert driver.find_elements(By.CSS_SELECTOR, "#chart-sweep polyline")
         shot("5-backtest")
 

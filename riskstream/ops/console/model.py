@@ -1,8 +1,9 @@
 """The console's read model: what the pages show, folded from topic records and audit lines (no I/O here).
 
-`ReadModel.apply(topic, key, value, timestamp_ms)` takes one record of the decisions, commands, control, dead-letter
-or actuator-lines changelog topic (logical names, `riskstream.core.names`) and updates counts, a time series, the
-review queue, the breaker, the versions in force and each account's timeline. Accounts are kept by their pseudonym
+`ReadModel.apply(topic, key, value, timestamp_ms, offset)` takes one record of the decisions, commands, control,
+dead-letter, actuator-lines changelog, valid or market topic (logical names, `riskstream.core.names`) and updates
+counts, a time series, the review queue, the breaker, the versions in force and each account's timeline; an
+account's valid events rebuild the point-in-time features of its decisions that carry none. Accounts are kept by their pseudonym
 (`riskstream.core.privacy`): no view of the model carries a raw account id. `apply_audit` takes the actuator's
 hash-chained audit lines (`riskstream.core.audit`) and checks the chain as it grows.
 
@@ -18,8 +19,10 @@ hash-chained audit lines (`riskstream.core.audit`) and checks the chain as it gr
 >>> m.apply(names.COMMANDS, b"ACC1", orjson.dumps({"command_id": "c1", "decision_id": "d1", "account_id": "ACC1",
 ...         "action": "REVIEW", "issued_at": 5, "params": {}}), 1_100)
 >>> o = m.overview(now_ms=2_000)
->>> o["decisions"], o["commands"], o["by_policy"], o["versions"]["champion"]
-(2, 1, {'chall (challenger, shadow)': {'WARN': 1}, 'champ (champion, live)': {'REVIEW': 1}}, {'policy': 'champ', 'version': 2, 'model_version': 7})
+>>> o["decisions"], o["commands"], o["by_policy"]
+(2, 1, {'chall (challenger, shadow)': {'WARN': 1}, 'champ (champion, live)': {'REVIEW': 1}})
+>>> o["versions"]["champion"]
+{'policy': 'champ', 'version': 2, 'model_version': 7}
 >>> [q["decision_id"] for q in m.review_queue()], "ACC1" in orjson.dumps(m.review_queue()).decode()
 (['d1'], False)
 >>> m.apply(names.CONTROL, b"review", orjson.dumps({"kind": "review", "control_id": "k1", "account_id": "ACC1",

@@ -2,9 +2,9 @@
 
 A consumer with no group (it commits nothing and moves no other reader) is assigned every partition of the
 decisions, commands, control and dead-letter topics, the actuator's lines changelog, and the valid and market
-topics (for the features behind each decision), reads them from the beginning and then follows them. Every `sample_s` it also reads the upstream topics' end offsets for the events/s
-figure, and the new lines of each audit file. Names come from `riskstream.core.names` through the topology (its
-topic prefix).
+topics (for the features behind each decision), reads them from the beginning and then follows them. Every
+`sample_s` it also reads the upstream topics' end offsets for the events/s figure, and the new lines of each audit
+file. Names come from `riskstream.core.names` through the topology (its topic prefix).
 """
 
 from __future__ import annotations
@@ -61,7 +61,8 @@ class Reader(threading.Thread):
             tps, up_tps = [], []
             while not self._stop_evt.is_set():
                 tps = [TopicPartition(t, p) for t in logical for p in sorted(consumer.partitions_for_topic(t) or ())]
-                up_tps = [TopicPartition(t, p) for t in upstream for p in sorted(consumer.partitions_for_topic(t) or ())]
+                up_tps = [TopicPartition(t, p) for t in upstream
+                          for p in sorted(consumer.partitions_for_topic(t) or ())]
                 if tps:
                     break
                 self.error = "the topics are not there yet (riskstream topology apply)"

@@ -46,8 +46,9 @@ def _n(v) -> str:
 
 # -- charts -----------------------------------------------------------------------------------------------------------
 def line_chart(series: dict, *, width: int = 760, height: int = 220, title: str = "", x_time: bool = True,
-               y_label: str = "", x_label: str = "", chart_id: str = "") -> str:
-    """An SVG line chart: one polyline a series of `(x, y)` points, y from 0, x as UTC clock times if `x_time`."""
+               y_label: str = "", x_label: str = "", chart_id: str = "", totals: bool = True) -> str:
+    """An SVG line chart: one polyline a series of `(x, y)` points, y from 0, x as UTC clock times if `x_time`;
+    the legend gives each series' total (`totals`, for counts) or its last value."""
     pad_l, pad_r, pad_t, pad_b = 48, 16, 22, 26
     legend_at, height = height, height + 14 * len(series) + 4  # the legend under the axis, each name in full
     pts = [p for s in series.values() for p in s]
@@ -90,7 +91,7 @@ def line_chart(series: dict, *, width: int = 760, height: int = 220, title: str 
                    f'data-series="{e(name)}"/>')
         out.append(f'<rect x="{pad_l}" y="{legend_at + 14 * i}" width="10" height="10" fill="{col}"/>'
                    f'<text x="{pad_l + 14}" y="{legend_at + 9 + 14 * i}" class="tl">{e(name)} '
-                   f'({_n(sum(y for _, y in s)) if x_time else _n(s[-1][1] if s else 0)})</text>')
+                   f'({_n(sum(y for _, y in s)) if totals else "last " + _n(s[-1][1] if s else 0)})</text>')
     out.append("</svg>")
     return "".join(out)
 
@@ -310,8 +311,9 @@ def account_page(a: dict | None, *, user, csrf: str, entered: str | None = None,
         else:
             rows.append([e(_t(i.get("time"))), e(kind), "", e(str(i.get("event_id", ""))), ""])
     pd = a["pd"]
-    chart = (line_chart({"PD": pd}, title="PD over event time (each scored event with a decision)", chart_id="chart-pd",
-                        x_time=True, y_label="PD") if pd else '<p class="empty">no scored decisions</p>')
+    chart = (line_chart({"PD": pd}, title="PD over event time (each scored event with a decision)",
+                        chart_id="chart-pd", x_time=True, y_label="PD", totals=False)
+             if pd else '<p class="empty">no scored decisions</p>')
     audit_files = "; ".join(f'{e(p)}: {"✓ verified" if v["ok"] else "✗ " + e(str(v["problem"]))}, {v["records"]} '
                             f'records' for p, v in a["audit_files"].items()) or "no audit file given (--audit)"
     shown = f' (entered as <b id="entered">{e(entered)}</b>)' if entered else ""
@@ -422,7 +424,7 @@ def backtest_page(report: dict | None, *, user, csrf: str, name: str = "", msg: 
             sweep[f'{p.get("policy")}: caught >= 60 d'] = [(100 * (s.get("good_restricted_share") or 0),
                                                             100 * (s.get("catch_rate_60d") or 0)) for s in pts]
     chart = (line_chart(sweep, title="PD sweep: caught >= 60 d (%) against good accounts restricted (%)",
-                        x_time=False, chart_id="chart-sweep", y_label="caught %",
+                        x_time=False, chart_id="chart-sweep", y_label="caught %", totals=False,
                         x_label="good accounts restricted %") if sweep
              else '<p class="empty">no PD sweep in this report</p>')
     bars = bar_chart({f'{p.get("policy")}': p.get("commands_by_action") or {} for p in pols},
