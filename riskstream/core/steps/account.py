@@ -82,6 +82,7 @@ def account_batch(ctx: Context, get: Callable[[bytes], bytes | None], batch, *, 
     def read(key: bytes):
         return dirty[key] if key in dirty else get(key)
 
+    memo = getattr(ctx, "decoded", None)
     aligns: dict[int, dict | None] = {}  # partition -> its alignment record (None: not aligned yet, see steps.align)
     gone: list[bytes] = []               # pending events released: deleted after the alignment record is written
     sources, max_pending = ctx.config.sources, ctx.config.align_max_pending
@@ -92,7 +93,10 @@ def account_batch(ctx: Context, get: Callable[[bytes], bytes | None], batch, *, 
             seen[p] = orjson.loads(read(versions_key(p)) or b'{"upto": -1, "history": []}')
             # First in the batch's writes: a crash that keeps an account's record keeps the versions behind it.
             dirty[versions_key(p)] = b""
-            aligns[p] = decode_align(read(align_key(p)))
+            raw = read(align_key(p))
+            # A record this process wrote: take its objects (steps.memo) instead of decoding the pending index.
+            taken = memo.take(align_key(p), raw) if memo is not None and raw else None
+            aligns[p] = taken if taken is not None else decode_align(raw)
         vrec = seen[p]
         if rec.offset <= vrec["upto"]:
             use = ctx.at_versions(_versions_at(vrec["history"], rec.offset) or versions)  # re-read after a crash
@@ -128,7 +132,9 @@ def account_batch(ctx: Context, get: Callable[[bytes], bytes | None], batch, *, 
     for p, st in aligns.items():
         if st is not None:
             dirty.pop(align_key(p), None)
-            dirty[align_key(p)] = encode_align(st)
+            dirty[align_key(p)] = raw = encode_align(st)
+            if memo is not None:
+                memo.put(align_key(p), raw, st)
     return StepResult(dirty, outs, tuple(versions_key(p) for p in seen))
 
 
