@@ -62,7 +62,9 @@ rules:
 PASSWORD = "console-e2e-password"
 
 
-def _need_browser():
+@pytest.fixture
+def chromium():
+    """Before the pipeline is started: a missing browser is a skip here (and a failure in CI)."""
     if not (shutil.which("chromium") and os.path.exists(CHROMEDRIVER)):
         pytest.skip("needs chromium and chromedriver (apt-get install chromium chromium-driver)")
     try:
@@ -110,8 +112,7 @@ def _audit(path: Path) -> list[dict]:
         return []
 
 
-def test_console_in_chromium(kafka_pipeline, tmp_path):
-    _need_browser()
+def test_console_in_chromium(chromium, kafka_pipeline, tmp_path):
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 
