@@ -179,6 +179,9 @@ def overview_fragments(o: dict) -> dict:
               _n(champ.get("model_version"))]]
     vrows += [[f"challenger ({e(str(v.get('mode')))})", e(str(k)), _n(v.get("version")), ""]
               for k, v in sorted(ver.get("challengers", {}).items())]
+    vrows += [[f"policy control message {e(_t(m.get('time')))}", e(str(m.get("source") or "")),
+               f"by {e(str(m.get('by')))}", f"signed by {e(str(m.get('signed_by')))}"]
+              for m in reversed(ver.get("policy_messages") or [])]
     b = o["breaker"]
     state = (f'<b class="bad">TRIPPED</b> on partition(s) {e(", ".join(map(str, b["tripped"])))}' if b["tripped"]
              else '<b class="ok">closed</b> (commands flow)')

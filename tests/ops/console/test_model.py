@@ -135,3 +135,16 @@ def test_point_in_time_features_rebuilt_from_valid_events_match_the_pipeline():
     assert len(checked) == len(ref.decisions) >= 4
     assert all(c[1] for c in checked), checked
     assert checked[-1][0]["utilisation"] == 0.95
+
+
+def test_policy_control_messages_show_among_the_versions():
+    from riskstream.ops.console import views
+
+    m = ReadModel(Pseudonymizer(b"model-test-secret"))
+    m.apply(names.CONTROL, b"policy", orjson.dumps({"kind": "policy", "control_id": "p1", "time": 5, "by": "ana",
+                                                    "source": "new.yaml", "text": "...",
+                                                    "signatures": [{"key_id": "ops-1"}]}), 0)
+    o = m.overview(0)
+    assert o["versions"]["policy_messages"][0]["source"] == "new.yaml"
+    html = views.overview_fragments(o)["versions"]
+    assert "new.yaml" in html and "signed by ops-1" in html and "..." not in html
