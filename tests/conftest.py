@@ -104,10 +104,11 @@ def kafka_pipeline(kafka_broker, tmp_path):
     p.close()
 
 
-# In CI a missing Prometheus or Apache Kafka is a failure, not a skip (.ci/run installs them and sets these).
+# In CI a missing Prometheus, Apache Kafka or chromium (the console's browser test) is a failure, not a skip
+# (.ci/run installs them and sets these).
 _STRICT_SKIPS = {
     "RISKSTREAM_REQUIRE_PROMETHEUS": ("prometheus", "promtool"),
-    "RISKSTREAM_TEST_BROKER": ("needs Apache Kafka",),
+    "RISKSTREAM_TEST_BROKER": ("needs Apache Kafka", "needs chromium"),
 }
 
 

@@ -31,6 +31,8 @@ PLUGINS = {
     "control": ("riskstream.ops.control", "publish policy versions, overrides and breaker resets"),
     "replay": ("riskstream.offline.replay", "run the steps offline over a file of upstream events"),
     "backtest": ("riskstream.offline.backtest", "run policies over events with known outcomes: catch rate, harm"),
+    "console": ("riskstream.ops.console.command",
+                "serve the risk console (web): overview, account, review queue, breaker, backtest"),
 }
 
 
@@ -142,6 +144,7 @@ ROLE_SECRETS = {
     "worker": ("RISKSTREAM_MODEL_KEY", "RISKSTREAM_PSEUDONYM_SECRET", "RISKSTREAM_CONTROL_KEYS"),
     "actuator": ("RISKSTREAM_PSEUDONYM_SECRET", "RISKSTREAM_CONTROL_KEYS", "RISKSTREAM_CONTROL_KEY"),
     "control": ("RISKSTREAM_CONTROL_KEY",),
+    "console": ("RISKSTREAM_PSEUDONYM_SECRET", "RISKSTREAM_CONTROL_KEY"),
 }
 
 

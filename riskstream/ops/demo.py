@@ -53,6 +53,8 @@ def run_demo(args) -> int:
                 say(f"[demo] {w.name} ready in {w.wait_ready():.1f}s, metrics on "
                     f"http://127.0.0.1:{worker_ports[workers.index(w)]}/metrics")
             say(f"[demo] actuator ready in {actuator.wait_ready():.1f}s, metrics on http://127.0.0.1:{act_port}/metrics")
+            if args.console:
+                start_console(cluster, _port(args.console_port), work / "audit" / "actuator.jsonl")
             sim = Proc("simulator", ["simulate", "--population", "--kafka", "--bootstrap", cluster.bootstrap,
                                      "--out-events", str(events_file), "--out-truth", str(truth_file),
                                      "--accounts", str(args.accounts), "--facilities", str(args.facilities),
@@ -104,6 +106,26 @@ def run_demo(args) -> int:
             return 130
     print_summary(summary, time.monotonic() - t_start)
     return 0 if summary.get("commands", 0) > 0 else 1
+
+
+def start_console(cluster: Cluster, port: int, audit: Path) -> Proc | None:
+    """`riskstream console` on the demo's broker, up until the demo stops; prints its address and the development
+    sign-in (made-up users with fresh passwords: the demo runs in development mode)."""
+    console = Proc("console", ["console", "--bootstrap", cluster.bootstrap, "--port", str(port), "--audit", str(audit),
+                               "--env", "development"], cluster.work_dir)
+    cluster.procs.append(console)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and console.alive() and "riskstream console: serving" not in console.log_text():
+        time.sleep(0.2)
+    log = console.log_text()
+    if "riskstream console: serving" not in log:
+        say(f"[demo] the console did not start (see {console.log_path}); the demo goes on without it")
+        return None
+    say(f"[demo] console at http://127.0.0.1:{port}/ (up while the demo runs)")
+    for line in log.splitlines():
+        if "development sign-in" in line:
+            say("[demo]   " + line.split("riskstream console: ", 1)[1])
+    return console
 
 
 def backtest(events: Path, truth: Path, out: Path) -> dict:
@@ -321,7 +343,8 @@ def print_summary(s: dict, elapsed: float) -> None:
 
 def register(sub) -> None:
     d = sub.add_parser("demo", help="run the whole pipeline on an embedded broker and print a summary",
-                       description="Start a broker, apply the topology, start worker(s) and the actuator, stream "
+                       description="Start a broker, apply the topology, start worker(s), the actuator and the risk "
+                                   "console (its address and development sign-in are printed), stream "
                                    "a SYNTHETIC population with ground truth (riskstream simulate --population), "
                                    "show progress, print a summary (commands, CLOSE commands with one example "
                                    "account's warn-then-close path, closes pending in their grace), backtest the "
@@ -345,4 +368,8 @@ def register(sub) -> None:
     d.add_argument("--metrics-port", type=int, default=9100, help="first worker's /metrics port (default 9100; "
                                                                   "the actuator uses this + 50)")
     d.add_argument("--work-dir", help="logs and broker data (default: a new temp dir)")
+    d.add_argument("--console-port", type=int, default=8080,
+                   help="port of the risk console (`riskstream console`) the demo serves while it runs (default "
+                        "%(default)s, else a free one)")
+    d.add_argument("--no-console", dest="console", action="store_false", help="do not start the console")
     d.set_defaults(func=run_demo)

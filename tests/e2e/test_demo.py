@@ -7,7 +7,8 @@ test publishes itself with unique, recognisable names). Afterwards: exit code 0,
 and commands, both policies' action counts side by side, at least one CLOSE command with the warn-then-close path
 of one pseudonymous account (rule and reason code per step), the count of closes still pending in their grace, the
 backtest table of the population it streamed (champion and challenger, its JSON and PNG written), and no process
-of the demo left alive.
+of the demo left alive. The demo also prints the address of the risk console and its development sign-in, and the
+console answers while the demo runs.
 """
 
 from __future__ import annotations
@@ -229,6 +230,7 @@ def _watch_and_check(demo: subprocess.Popen, err_path: Path, port: int) -> str:
     scrapes = 0
     found: dict[str, set[str]] = {"worker": set(), "actuator": set()}
     moved = {"events": 0.0, "decisions": 0.0, "commands": 0.0}
+    console, console_up = None, 0
     while time.monotonic() < deadline and demo.poll() is None:
         log = err_path.read_text(errors="replace")
         if bootstrap is None and (m := re.search(r"ready at (\S+) in", log)):
@@ -237,6 +239,15 @@ def _watch_and_check(demo: subprocess.Popen, err_path: Path, port: int) -> str:
                               ("actuator", r"actuator ready .* metrics on http://127\.0\.0\.1:(\d+)/")):
             if role not in ports and (m := re.search(pattern, log)):
                 ports[role] = int(m.group(1))
+        if console is None and (m := re.search(r"console at (http://\S+/) \(up while the demo runs\)", log)):
+            console = m.group(1)
+            assert re.search(r"development sign-in dev-operator / \S+ \(operator\)", log), "no console sign-in"
+        if console and demo.poll() is None and "stopping processes" not in log:
+            try:
+                health = urllib.request.urlopen(console + "healthz", timeout=3).read()
+                console_up += health == b"ok"
+            except OSError:
+                pass
         if bootstrap and len(ports) == 2 and not published:
             _publish_own(bootstrap)
             published = True
@@ -260,6 +271,8 @@ def _watch_and_check(demo: subprocess.Popen, err_path: Path, port: int) -> str:
         time.sleep(1)
     assert ports == {"worker": port, "actuator": port + 50}, f"metrics ports {ports} (asked for {port})"
     assert published, "never saw the demo's broker and both processes ready"
+    print(f"demo console: {console}, answered {console_up} health checks while the demo ran")
+    assert console and console_up >= 5, "the demo printed no console address, or the console was not up"
     print(f"demo live metrics: {scrapes} scrapes, worker events {moved['events']:.0f}, decisions "
           f"{moved['decisions']:.0f}, actuator commands {moved['commands']:.0f}")
     assert all(moved.values()), f"counters did not move while the demo ran: {moved}"
