@@ -33,6 +33,7 @@ import pytest
 
 from riskstream.core.contracts import encode_event, make_event, read_dead_letter
 from riskstream.core.names import BEHAVIOUR, CREDIT, DEAD, DECISIONS, MARKET, PROJECT, REPAYMENT, VALID
+from riskstream.core.steps.align import decode_align
 from riskstream.core.partitioner import partition_for
 from riskstream.ops.simulator import SimConfig, Simulator
 from tests.e2e.test_parity_e2e import decision_fields, decision_key
@@ -239,7 +240,7 @@ def test_one_day_backlog_decides_as_the_in_order_run(kafka_pipeline, tmp_path):
             final[k] = v
     print(f"read back in {time.monotonic() - t2:.0f} s")
     pending = sum(1 for k in final if k.startswith(b"\x00pending/"))
-    indexed = sum(len(orjson.loads(v)["pending"]) for k, v in final.items() if k.startswith(b"\x00align/"))
+    indexed = sum(len(decode_align(v)["pending"]) for k, v in final.items() if k.startswith(b"\x00align/"))
     forced = sum(orjson.loads(v).get("forced", 0) for k, v in final.items() if k.startswith(b"\x00align/"))
 
     in_order = {k: _plain(v) for k, v in ref["decisions"].items()}
