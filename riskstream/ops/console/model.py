@@ -352,10 +352,8 @@ class ReadModel:
         return self._raw_id.get(pseudonym)
 
     def overview(self, now_ms: int) -> dict:
-        top = now_ms // self.bucket_ms
-        keys = sorted({k for c in self.series.values() for k in c})
-        series = {k: [(b * self.bucket_ms, self.series.get(b, {}).get(k, 0))
-                      for b in range(top - self.buckets + 1, top + 1)] for k in keys}
+        series = {k: [(b * self.bucket_ms, self.series.get(b, {}).get(k, 0)) for b in self.span(now_ms)]
+                  for k in sorted({k for c in self.series.values() for k in c})}
         return {"events_per_s": round(self.events.per_s, 1), "events": self.events.total,
                 "decisions": self.decisions, "commands": self.commands,
                 "by_policy": {k: dict(v) for k, v in sorted(self.by_policy.items())},
@@ -365,6 +363,14 @@ class ReadModel:
                 "control_by_kind": dict(self.control_by_kind), "series": series, "bucket_ms": self.bucket_ms,
                 "breaker": self.breaker(), "versions": self.versions, "review_waiting": len(self._queue),
                 "accounts": len(self.accounts)}
+
+    def span(self, now_ms: int, lead: int = 2) -> range:
+        """The buckets the time charts draw: from `lead` buckets before the first one with data (at most
+        `buckets` back) to the bucket of `now_ms` (or the last with data, if later); empty with no data."""
+        if not self.series:
+            return range(0)
+        top = max(now_ms // self.bucket_ms, max(self.series))
+        return range(max(min(self.series) - lead, top - self.buckets + 1), top + 1)
 
     def breaker(self) -> dict:
         """Every decisions partition's breaker: tripped or not, the commands it holds (with the decision's rule

@@ -27,7 +27,9 @@ def test_counts_series_and_no_raw_ids():
     m.apply(names.DEAD, b"s", orjson.dumps({"reason": "late"}), 13_000)
     o = m.overview(now_ms=13_000)
     assert o["decisions"] == 30 and o["review_waiting"] == 6 and o["dead_by_reason"] == {"late": 1}
-    assert sum(n for _, n in o["series"]["decision/WARN"]) == 24 and len(o["series"]["decision/WARN"]) == 10
+    assert sum(n for _, n in o["series"]["decision/WARN"]) == 24
+    # the charts start two buckets before the first with data (10 s) and end at now (13 s)
+    assert [t for t, _ in o["series"]["decision/WARN"]] == [8_000, 9_000, 10_000, 11_000, 12_000, 13_000]
     assert o["accounts"] == 3
     blob = orjson.dumps([o, m.review_queue(), [m.account(p) for p in m.accounts]]).decode()
     assert "ACC" not in blob
@@ -148,3 +150,12 @@ def test_policy_control_messages_show_among_the_versions():
     assert o["versions"]["policy_messages"][0]["source"] == "new.yaml"
     html = views.overview_fragments(o)["versions"]
     assert "new.yaml" in html and "signed by ops-1" in html and "..." not in html
+
+
+def test_chart_span_is_bounded_by_the_buckets_kept_and_empty_without_data():
+    m = ReadModel(Pseudonymizer(b"model-test-secret"), bucket_ms=1000, buckets=10)
+    assert m.overview(now_ms=50_000)["series"] == {} and list(m.span(50_000)) == []
+    for t in (0, 30_000):
+        m.apply(names.DECISIONS, b"A", decision(t, "ACC1"), t)
+    assert [t for t, _ in m.overview(now_ms=40_000)["series"]["decision/WARN"]] == list(range(31_000, 41_000,
+                                                                                              1000))
