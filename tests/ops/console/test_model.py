@@ -159,3 +159,32 @@ def test_chart_span_is_bounded_by_the_buckets_kept_and_empty_without_data():
         m.apply(names.DECISIONS, b"A", decision(t, "ACC1"), t)
     assert [t for t, _ in m.overview(now_ms=40_000)["series"]["decision/WARN"]] == list(range(31_000, 41_000,
                                                                                               1000))
+
+
+def test_accounts_beyond_the_bound_are_dropped_least_recently_updated_first_but_not_those_under_review():
+    m = ReadModel(Pseudonymizer(b"model-test-secret"), max_accounts=3)
+    p = {i: m.pseudonym(f"ACC{i}") for i in range(8)}
+    m.apply(names.DECISIONS, b"A", decision(0, "ACC0", "REVIEW"), 0)  # waits for a verdict: kept past its turn
+    m.apply(names.DECISIONS, b"A", decision(1, "ACC1"), 1)
+    m.apply(names.VALID, b"ACC2", orjson.dumps({"event_id": "e2"}), 2, offset=2)
+    m.apply(names.DECISIONS, b"A", decision(2, "ACC2"), 2)
+    m.apply(names.COMMANDS, b"A", orjson.dumps({"command_id": "c", "account_id": "ACC1", "action": "WARN"}), 3)
+    m.apply(names.DECISIONS, b"A", decision(3, "ACC3"), 4)  # ACC1 was just updated: ACC2 goes
+    assert set(m.accounts) == {p[0], p[1], p[3]} and m.overview(0)["accounts_dropped"] == 1
+    assert m.account(p[2]) is None and m.raw_account_id(p[2]) is None and p[2] not in m._valid
+    assert m.decision("d2") is None and m.decision("d0") is not None and m.decision("d1") is not None
+    assert m.overview(0)["decisions"] == 4 and m.overview(0)["by_policy"]["champ (champion, live)"]["WARN"] == 3
+    m.apply(names.CONTROL, b"r", orjson.dumps({"kind": "review", "decision_id": "d0", "verdict": "clear",
+                                               "account_id": "ACC0", "by": "ana"}), 5)
+    for i in (4, 5, 6):  # ACC0 no longer waits: it goes in its turn
+        m.apply(names.DECISIONS, b"A", decision(i, f"ACC{i}"), 5 + i)
+    assert set(m.accounts) == {p[4], p[5], p[6]} and m.decision("d0") is None and m.raw_account_id(p[0]) is None
+
+
+def test_valid_events_are_kept_for_a_bounded_number_of_accounts():
+    m = ReadModel(Pseudonymizer(b"model-test-secret"), max_accounts=2)
+    for i in range(5):
+        m.apply(names.VALID, f"ACC{i}".encode(), orjson.dumps({"event_id": f"e{i}"}), i, offset=i)
+    assert list(m._valid) == [m.pseudonym("ACC3"), m.pseudonym("ACC4")]
+    m.apply(names.VALID, b"ACC0", orjson.dumps({"event_id": "e9"}), 9, offset=9)  # back, its first events lost
+    assert m.replayed_features(m.pseudonym("ACC0"), [{"event_id": "e9", "decision_id": "d9"}]) == {}
