@@ -157,13 +157,15 @@ def line_chart(series: dict, *, width: int = 760, height: int = 220, title: str 
                y_label: str = "", x_label: str = "", chart_id: str = "", totals: bool = True) -> str:
     """An SVG line chart: one polyline a series of `(x, y)` points, y from 0, x as UTC clock times if `x_time`;
     the legend gives each series' total (`totals`, for counts) or its last value."""
-    pad_l, pad_r, pad_t, pad_b = 48, 16, 22, 26
+    pad_l, pad_r, pad_t, pad_b = 48 + (14 if y_label else 0), 16, 22, 26
     legend_at, height = height, height + 14 * len(series) + 4  # the legend under the axis, each name in full
     pts = [p for s in series.values() for p in s]
     xs = [p[0] for p in pts] or [0, 1]
     x0, x1 = min(xs), max(xs)
-    if x1 == x0:
-        x1 = x0 + 1
+    single = x1 == x0  # one x (e.g. one scored event): centred, its value written beside it, one x label
+    if single:
+        half = 60_000 if x_time else max(abs(x0) * 0.1, 1)
+        x0, x1 = x0 - half, x1 + half
     ymax = max([p[1] for p in pts] + [1e-9]) if pts else 1
     ymax = ymax if ymax > 0 else 1
     w, h = width - pad_l - pad_r, legend_at - pad_t - pad_b
@@ -178,9 +180,11 @@ def line_chart(series: dict, *, width: int = 760, height: int = 220, title: str 
         yv = ymax * frac
         out.append(f'<text x="{pad_l - 4}" y="{sy(yv) + 4:.1f}" class="tl" text-anchor="end">'
                    f'{_n(round(yv, 3) if ymax < 10 else int(round(yv)))}</text>')
-    for frac in (0, 0.5, 1):
+    for frac in ((0.5,) if single else (0, 0.5, 1)):
         xv = x0 + (x1 - x0) * frac
-        label = _t(xv)[11:] if x_time and (x1 - x0) < 86_400_000 else (_t(xv)[:10] if x_time else _n(xv))
+        label = (_t(xv)[11:] if x_time and (x1 - x0) < 86_400_000 else (_t(xv)[:10] if x_time else _n(xv)))
+        if single and x_time:
+            label = _t(xv)  # the one event's date and time
         anchor = {0: "start", 1: "end"}.get(frac, "middle")
         out.append(f'<text x="{sx(xv):.1f}" y="{legend_at - 8}" class="tl" text-anchor="{anchor}">{e(label)}</text>')
     if x_label:
@@ -192,9 +196,11 @@ def line_chart(series: dict, *, width: int = 760, height: int = 220, title: str 
     for i, (name, s) in enumerate(series.items()):
         col = COLOURS[i % len(COLOURS)]
         path = " ".join(f"{sx(x):.1f},{sy(y):.1f}" for x, y in s)
-        if len(s) == 1:
-            x, y = s[0]
-            out.append(f'<circle cx="{sx(x):.1f}" cy="{sy(y):.1f}" r="3" fill="{col}"/>')
+        if len(s) == 1 or single:
+            for x, y in s:
+                out.append(f'<circle cx="{sx(x):.1f}" cy="{sy(y):.1f}" r="4" fill="{col}" data-series="{e(name)}" '
+                           f'data-value="{y}"/><text x="{sx(x) + 8:.1f}" y="{sy(y) + 4:.1f}" class="tl">'
+                           f'{e(name)} {_n(y)}</text>')
         out.append(f'<polyline points="{path}" fill="none" stroke="{col}" stroke-width="1.6" '
                    f'data-series="{e(name)}"/>')
         out.append(f'<rect x="{pad_l}" y="{legend_at + 14 * i}" width="10" height="10" fill="{col}"/>'

@@ -34,3 +34,12 @@ def test_overview_policies_chart_colours_by_role_champion_first():
     assert colours["b (challenger, shadow)"] in views.ROLE_COLOURS["challenger"]
     svg = views.bar_chart({"a (champion, live)": {"WARN": 1}}, colours=colours)
     assert f'fill="{views.ROLE_COLOURS["champion"]}" data-group="a (champion, live)"' in svg
+
+
+def test_a_line_chart_of_one_point_shows_the_point_its_value_and_its_time_centred():
+    svg = views.line_chart({"PD": [(1_700_000_000_000, 0.137)]}, x_time=True, y_label="PD", totals=False)
+    cx = float(re.search(r'<circle cx="([\d.]+)"', svg).group(1))
+    assert 'data-value="0.137"' in svg and ">PD 0.137</text>" in svg
+    assert svg.count(views._t(1_700_000_000_000)) == 1 and abs(cx - (62 + (760 - 62 - 16) / 2)) < 1
+    two = views.line_chart({"PD": [(0, 0.1), (5000, 0.2)]}, x_time=True, totals=False)
+    assert "<circle" not in two and "polyline" in two
