@@ -477,7 +477,13 @@ class ReadModel:
             out.append(item)
         pd = sorted({i.get("event_id") or i["decision_id"]: (i["time"], i["pd"]) for i in out
                      if i["kind"] == "decision" and i.get("pd") is not None}.values())  # one point an event
-        return {"account": pseudonym, "line": acc.line, "timeline": out, "pd": pd,
+        pd_by_role = {}
+        for role in ("champion", "challenger"):  # one line a role: their PDs are different models' scores
+            pts = sorted({i.get("event_id") or i["decision_id"]: (i["time"], i["pd"]) for i in out
+                          if i["kind"] == "decision" and i.get("pd") is not None and i.get("role") == role}.values())
+            if pts:
+                pd_by_role[role] = pts
+        return {"account": pseudonym, "line": acc.line, "timeline": out, "pd": pd, "pd_by_role": pd_by_role,
                 "audit_files": {p: {"ok": c.ok, "records": c.n, "problem": c.problem} for p, c in self.audit.items()}}
 
 

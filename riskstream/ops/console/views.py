@@ -154,9 +154,10 @@ def time_bars(series: dict, *, bucket_ms: int, width: int = 620, height: int = 2
 
 
 def line_chart(series: dict, *, width: int = 760, height: int = 220, title: str = "", x_time: bool = True,
-               y_label: str = "", x_label: str = "", chart_id: str = "", totals: bool = True) -> str:
+               y_label: str = "", x_label: str = "", chart_id: str = "", totals: bool = True,
+               colours: dict | None = None) -> str:
     """An SVG line chart: one polyline a series of `(x, y)` points, y from 0, x as UTC clock times if `x_time`;
-    the legend gives each series' total (`totals`, for counts) or its last value."""
+    the legend gives each series' total (`totals`, for counts) or its last value; `colours`: name -> colour."""
     pad_l, pad_r, pad_t, pad_b = 48 + (14 if y_label else 0), 16, 22, 26
     legend_at, height = height, height + 14 * len(series) + 4  # the legend under the axis, each name in full
     pts = [p for s in series.values() for p in s]
@@ -194,7 +195,7 @@ def line_chart(series: dict, *, width: int = 760, height: int = 220, title: str 
         out.append(f'<text x="12" y="{pad_t + h / 2}" class="tl" transform="rotate(-90 12 {pad_t + h / 2})" '
                    f'text-anchor="middle">{e(y_label)}</text>')
     for i, (name, s) in enumerate(series.items()):
-        col = COLOURS[i % len(COLOURS)]
+        col = (colours or {}).get(name) or COLOURS[i % len(COLOURS)]
         path = " ".join(f"{sx(x):.1f},{sy(y):.1f}" for x, y in s)
         if len(s) == 1 or single:
             for x, y in s:
@@ -431,10 +432,12 @@ def account_page(a: dict | None, *, user, csrf: str, entered: str | None = None,
                 ""])
         else:
             rows.append([e(_t(i.get("time"))), e(kind), "", e(str(i.get("event_id", ""))), ""])
-    pd = a["pd"]
-    chart = (line_chart({"PD": pd}, title="PD over event time (each scored event with a decision)",
-                        chart_id="chart-pd", x_time=True, y_label="PD", totals=False)
-             if pd else '<p class="empty">no scored decisions</p>')
+    by_role = {f"PD ({role})": pts for role, pts in (a.get("pd_by_role") or {"champion": a["pd"]}).items() if pts}
+    chart = (line_chart(by_role, title="PD over event time (each scored event with a decision)",
+                        chart_id="chart-pd", x_time=True, y_label="PD", totals=False,
+                        colours={n: ROLE_COLOURS["champion"] if "champion" in n else ROLE_COLOURS["challenger"][0]
+                                 for n in by_role})
+             if by_role else '<p class="empty">no scored decisions</p>')
     audit_files = "; ".join(f'{e(p)}: {"✓ verified" if v["ok"] else "✗ " + e(str(v["problem"]))}, {v["records"]} '
                             f'records' for p, v in a["audit_files"].items()) or "no audit file given (--audit)"
     shown = f' (entered as <b id="entered">{e(entered)}</b>)' if entered else ""

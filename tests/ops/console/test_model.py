@@ -188,3 +188,12 @@ def test_valid_events_are_kept_for_a_bounded_number_of_accounts():
     assert list(m._valid) == [m.pseudonym("ACC3"), m.pseudonym("ACC4")]
     m.apply(names.VALID, b"ACC0", orjson.dumps({"event_id": "e9"}), 9, offset=9)  # back, its first events lost
     assert m.replayed_features(m.pseudonym("ACC0"), [{"event_id": "e9", "decision_id": "d9"}]) == {}
+
+
+def test_the_pd_chart_has_one_series_a_policy_role():
+    m = ReadModel(Pseudonymizer(b"model-test-secret"))
+    m.apply(names.DECISIONS, b"A", decision(1, "ACC1", pd=0.1, event_id="e1"), 0)
+    m.apply(names.DECISIONS, b"A", decision(2, "ACC1", pd=0.7, event_id="e1", role="challenger", mode="shadow"), 0)
+    m.apply(names.DECISIONS, b"A", decision(3, "ACC1", pd=0.2, event_id="e2"), 0)
+    a = m.account(m.pseudonym("ACC1"))
+    assert a["pd_by_role"] == {"champion": [(1001, 0.1), (1003, 0.2)], "challenger": [(1002, 0.7)]}

@@ -43,3 +43,11 @@ def test_a_line_chart_of_one_point_shows_the_point_its_value_and_its_time_centre
     assert svg.count(views._t(1_700_000_000_000)) == 1 and abs(cx - (62 + (760 - 62 - 16) / 2)) < 1
     two = views.line_chart({"PD": [(0, 0.1), (5000, 0.2)]}, x_time=True, totals=False)
     assert "<circle" not in two and "polyline" in two
+
+
+def test_the_pd_chart_colours_its_lines_by_policy_role():
+    a = {"account": "p1", "line": None, "timeline": [], "pd": [(0, 0.1)], "audit_files": {},
+         "pd_by_role": {"champion": [(0, 0.1), (5000, 0.2)], "challenger": [(2000, 0.7)]}}
+    page = views.account_page(a, user=None, csrf="c")
+    assert f'stroke="{views.ROLE_COLOURS["champion"]}" stroke-width="1.6" data-series="PD (champion)"' in page
+    assert f'fill="{views.ROLE_COLOURS["challenger"][0]}" data-series="PD (challenger)"' in page
