@@ -199,9 +199,10 @@ def line_chart(series: dict, *, width: int = 760, height: int = 220, title: str 
         path = " ".join(f"{sx(x):.1f},{sy(y):.1f}" for x, y in s)
         if len(s) == 1 or single:
             for x, y in s:
+                left = sx(x) > pad_l + 0.6 * w  # near the right edge the value goes on the point's left
                 out.append(f'<circle cx="{sx(x):.1f}" cy="{sy(y):.1f}" r="4" fill="{col}" data-series="{e(name)}" '
-                           f'data-value="{y}"/><text x="{sx(x) + 8:.1f}" y="{sy(y) + 4:.1f}" class="tl">'
-                           f'{e(name)} {_n(y)}</text>')
+                           f'data-value="{y}"/><text x="{sx(x) + (-8 if left else 8):.1f}" y="{sy(y) + 4:.1f}" '
+                           f'class="tl" text-anchor="{"end" if left else "start"}">{e(name)} {_n(y)}</text>')
         out.append(f'<polyline points="{path}" fill="none" stroke="{col}" stroke-width="1.6" '
                    f'data-series="{e(name)}"/>')
         out.append(f'<rect x="{pad_l}" y="{legend_at + 14 * i}" width="10" height="10" fill="{col}"/>'
