@@ -342,7 +342,7 @@ def test_console_in_chromium(chromium, kafka_pipeline, tmp_path):
         by_role = collections.Counter(d.get("role") for d in all_dec)
         assert by_role["champion"] and by_role["challenger"], by_role
         assert "e2e-console" in text("#by-policy") and "retail-challenger" in text("#by-policy")
-        assert driver.find_elements(By.CSS_SELECTOR, "#chart-decisions polyline")
+        assert driver.find_elements(By.CSS_SELECTOR, "#chart-decisions rect[data-series]")
         assert driver.find_elements(By.CSS_SELECTOR, "#chart-policies rect[data-group]")
         assert "e2e-console" in text("#versions")
         updated = driver.find_element(By.TAG_NAME, "body").get_attribute("data-updated")

@@ -1,4 +1,5 @@
-"""Console sign-in: users and roles, password hashes, idle-expiring sessions and their CSRF tokens (no web framework).
+"""Console sign-in: users and roles, password hashes, idle-expiring sessions and their CSRF tokens, and the
+throttle on failed sign-ins (no web framework).
 
 Users come from `RISKSTREAM_CONSOLE_USERS` (lines or `;`-separated entries) or the file named by
 `RISKSTREAM_CONSOLE_USERS_FILE`, one `name:role:hash` an entry; the role is `viewer` (reads every page) or
@@ -33,7 +34,7 @@ from pathlib import Path
 
 from riskstream.core.errors import OperatorError
 
-__all__ = ["ROLES", "Session", "Sessions", "User", "check_password", "csrf_ok", "dev_users", "hash_password",
+__all__ = ["ROLES", "Session", "Sessions", "Throttle", "User", "check_password", "csrf_ok", "dev_users", "hash_password",
            "load_users", "may", "parse_users", "same_origin"]
 
 USERS_ENV = "RISKSTREAM_CONSOLE_USERS"
@@ -41,6 +42,9 @@ USERS_FILE_ENV = "RISKSTREAM_CONSOLE_USERS_FILE"
 #: What each role may do: every page is "view"; every POST that changes something is "act".
 ROLES = {"viewer": frozenset({"view"}), "operator": frozenset({"view", "act"})}
 PBKDF2_ITERATIONS = 240_000
+#: Failed sign-ins a user name or a client address may make within the window before it is refused (429).
+SIGNIN_LIMIT = 5
+SIGNIN_WINDOW_MS = 5 * 60_000
 
 
 @dataclass(frozen=True)
@@ -218,3 +222,51 @@ def same_origin(origin: str | None, referer: str | None, host: str, scheme: str)
     if referer:
         return referer == mine or referer.startswith(mine + "/")
     return False
+
+
+class Throttle:
+    """Failed sign-ins by key (a user name, a client address): once a key has `limit` failures within `window_ms`,
+    further attempts are refused until the oldest of them is `window_ms` old. An unknown user name counts like a
+    known one, so a refusal says nothing about who exists. At most `max_keys` keys are kept (the least recently
+    failed go first), so a flood of names cannot grow it without bound.
+
+    >>> t = Throttle(limit=2, window_ms=60_000)
+    >>> keys = ("user:ana", "addr:10.0.0.9")
+    >>> t.retry_after(keys, 0), t.failed(keys, 0), t.failed(keys, 1_000), t.retry_after(keys, 2_000)
+    (0, None, None, 58)
+    >>> t.retry_after(("user:bob", "addr:10.0.0.9"), 2_000), t.retry_after(("user:ana", "addr:10.0.0.1"), 2_000)
+    (58, 58)
+    >>> t.retry_after(keys, 59_500), t.retry_after(keys, 60_000)  # then the first failure has aged out
+    (1, 0)
+    """
+
+    def __init__(self, limit: int = SIGNIN_LIMIT, window_ms: int = SIGNIN_WINDOW_MS, max_keys: int = 100_000):
+        if limit < 1 or window_ms < 1:
+            raise ValueError("limit and window_ms must be positive")
+        self.limit, self.window_ms, self.max_keys = limit, window_ms, max_keys
+        self._failures: dict[str, list[int]] = {}  # key -> its last `limit` failure times (ms), oldest first
+
+    def retry_after(self, keys, now_ms: int) -> int:
+        """Seconds until any of `keys` may try again (rounded up); 0 when all may now."""
+        wait = 0
+        for k in keys:
+            times = self._failures.get(k)
+            if times and len(times) >= self.limit and now_ms - times[0] < self.window_ms:
+                wait = max(wait, times[0] + self.window_ms - now_ms)
+        return -(-wait // 1000)
+
+    def failed(self, keys, now_ms: int) -> None:
+        """Count one failed sign-in against each of `keys`."""
+        for k in keys:
+            times = [t for t in self._failures.pop(k, ()) if now_ms - t < self.window_ms]
+            self._failures[k] = (times + [now_ms])[-self.limit:]  # re-inserted: the newest failure last
+        while len(self._failures) > self.max_keys:
+            del self._failures[next(iter(self._failures))]
+
+    def succeeded(self, key: str) -> None:
+        """A user signed in: forget that name's failures (not the address's: one good account must not reset the
+        count of an address that guesses others)."""
+        self._failures.pop(key, None)
+
+    def __len__(self) -> int:
+        return len(self._failures)

@@ -59,6 +59,9 @@ def cmd_console(args) -> int:
 
     try:
         ttl_ms = parse_duration(args.session_ttl, file="--session-ttl", field="value", positive=True)
+        if args.max_accounts < 1:
+            raise OperatorError("--max-accounts", "value", f"{args.max_accounts} is not a positive number",
+                                "pass how many accounts keep a timeline, e.g. --max-accounts 100000")
         users = auth.load_users()
         topology = load_topology(args.topology)
         signer = control_signer()
@@ -92,7 +95,7 @@ def cmd_console(args) -> int:
     logging.getLogger("kafka").setLevel(logging.WARNING)  # its clients log every connection at INFO
     control_topic = topology.name(CONTROL)
     lock = threading.Lock()
-    model = ReadModel(Pseudonymizer.from_env())
+    model = ReadModel(Pseudonymizer.from_env(), max_accounts=args.max_accounts)
     reader = Reader(bootstrap, topology, model, lock, security=security, audit_paths=args.audit or ())
     state = ConsoleState(model=model, users=users, sessions=auth.Sessions(ttl_ms=ttl_ms), lock=lock,
                          publish=lambda msg: control.publish(bootstrap, msg, control_topic, signer=signer,
@@ -147,6 +150,9 @@ def register(sub) -> None:
                    help="the actuator's hash-chained audit file, verified as it grows (repeat for several)")
     c.add_argument("--session-ttl", default="30m", metavar="DURATION",
                    help="a session idle this long ends (default %(default)s; 90s, 15m, 1h...)")
+    c.add_argument("--max-accounts", type=int, default=100_000, metavar="N",
+                   help="keep the timeline, line state and valid events of at most N accounts, the least recently "
+                        "updated dropped first (default %(default)s; counts and the review queue are kept whole)")
     c.add_argument("--backtest", metavar="FILE", help="a backtest.json shown on the Backtest page until a user "
                                                       "opens another")
     c.add_argument("--env", choices=["development", "production"], default=None,

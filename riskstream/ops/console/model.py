@@ -4,7 +4,8 @@
 dead-letter, actuator-lines changelog, valid or market topic (logical names, `riskstream.core.names`) and updates
 counts, a time series, the review queue, the breaker, the versions in force and each account's timeline; an
 account's valid events rebuild the point-in-time features of its decisions that carry none. Accounts are kept by their pseudonym
-(`riskstream.core.privacy`): no view of the model carries a raw account id. `apply_audit` takes the actuator's
+(`riskstream.core.privacy`): no view of the model carries a raw account id. At most `max_accounts` accounts keep
+a timeline, line state and valid events, the least recently updated dropped first (docs/console.md says what is kept). `apply_audit` takes the actuator's
 hash-chained audit lines (`riskstream.core.audit`) and checks the chain as it grows.
 
 >>> from riskstream.core import names
@@ -50,6 +51,8 @@ BUCKETS = 72
 TIMELINE_MAX = 500
 #: Per-account bound on the valid events kept to rebuild point-in-time features (beyond it: no rebuild).
 VALID_MAX = 5000
+#: How many accounts keep a timeline, line state and valid events (least recently updated dropped first).
+MAX_ACCOUNTS = 100_000
 #: The review verdicts; "hold" leaves the decision in the queue.
 VERDICTS = ("fraud", "clear", "hold")
 _BREAKER_PREFIX = b"\x00breaker/"
@@ -150,9 +153,13 @@ def _strip(d: dict, pseudonym: str) -> dict:
 class ReadModel:
     """Everything the pages show, from topic records (see the module docstring)."""
 
-    def __init__(self, pseudonymizer, *, bucket_ms: int = BUCKET_MS, buckets: int = BUCKETS):
+    def __init__(self, pseudonymizer, *, bucket_ms: int = BUCKET_MS, buckets: int = BUCKETS,
+                 max_accounts: int = MAX_ACCOUNTS):
+        if max_accounts < 1:
+            raise ValueError("max_accounts must be at least 1")
         self.pseudonym = pseudonymizer.pseudonym
-        self.bucket_ms, self.buckets = bucket_ms, buckets
+        self.bucket_ms, self.buckets, self.max_accounts = bucket_ms, buckets, max_accounts
+        self.accounts_dropped = 0
         self.decisions = self.commands = self.records = 0
         self.by_policy: dict[str, collections.Counter] = collections.defaultdict(collections.Counter)
         self.commands_by_action = collections.Counter()
@@ -162,15 +169,19 @@ class ReadModel:
         self.versions: dict = {"champion": None, "challengers": {}, "policy_messages": []}
         self.breakers: dict[int, dict] = {}
         self.breaker_log: list = []
-        self.accounts: dict[str, Account] = collections.defaultdict(Account)
+        #: pseudonym -> Account, least recently updated first (the bound drops from the front)
+        self.accounts: collections.OrderedDict[str, Account] = collections.OrderedDict()
+        self._queued = collections.Counter()  # pseudonym -> its decisions in the review queue (kept past the bound)
         self._raw_id: dict[str, str] = {}  # pseudonym -> account id, for the control messages an action publishes
         self._decision: dict[str, dict] = {}  # decision id -> stripped decision (review queue, breaker reasons)
         self._queue: dict[str, dict] = {}     # REVIEW decisions of the live policy waiting for a verdict
         self.verdicts: list = []
         self.events = Rate()
         self.audit: dict[str, AuditChain] = {}
-        self._valid: dict[str, list] = collections.defaultdict(list)  # pseudonym -> [(offset, valid event bytes)]
-        self._valid_cut: set[str] = set()  # accounts whose first events were dropped (the bound): no replay
+        #: pseudonym -> [(offset, valid event bytes)], least recently updated first, bounded like the accounts
+        self._valid: collections.OrderedDict[str, list] = collections.OrderedDict()
+        #: accounts whose first valid events were dropped (a bound): no replay; remembered for 4 x max_accounts
+        self._valid_cut: collections.OrderedDict[str, None] = collections.OrderedDict()
         self._market_events: list = []
         self._pseudonymizer = pseudonymizer
 
@@ -212,12 +223,42 @@ class ReadModel:
     def _account(self, account_id: str) -> tuple[str, Account]:
         p = self.pseudonym(account_id)
         self._raw_id[p] = account_id
-        return p, self.accounts[p]
+        acc = self.accounts.get(p)
+        if acc is None:
+            acc = self.accounts[p] = Account()
+            self._bound_accounts()
+        else:
+            self.accounts.move_to_end(p)
+        return p, acc
+
+    def _bound_accounts(self) -> None:
+        """Drop the least recently updated accounts beyond `max_accounts`: timeline, line state, raw id, valid
+        events and their decisions; an account with a decision waiting for review is kept (the verdict needs it)."""
+        spared = 0
+        while len(self.accounts) > self.max_accounts and spared < len(self.accounts):
+            p, acc = next(iter(self.accounts.items()))
+            if self._queued[p]:
+                self.accounts.move_to_end(p)
+                spared += 1
+                continue
+            del self.accounts[p]
+            self._raw_id.pop(p, None)
+            if self._valid.pop(p, None) is not None:
+                self._cut(p)
+            self._forget([i for i in acc.timeline if i["kind"] == "decision"])
+            self.accounts_dropped += 1
+
+    def _forget(self, items: list) -> None:
+        for i in items:
+            if i.get("decision_id") not in self._queue:
+                self._decision.pop(i.get("decision_id"), None)
 
     def _timeline(self, acc: Account, item: dict) -> None:
         acc.timeline.append(item)
         if len(acc.timeline) > TIMELINE_MAX:
-            del acc.timeline[:len(acc.timeline) - TIMELINE_MAX]
+            cut = len(acc.timeline) - TIMELINE_MAX
+            self._forget([i for i in acc.timeline[:cut] if i["kind"] == "decision"])
+            del acc.timeline[:cut]
 
     def _decision_record(self, d: dict, ts: int) -> None:
         kind = d.get("kind")
@@ -244,8 +285,10 @@ class ReadModel:
         item["time"] = d.get("event_time")
         self._decision[d["decision_id"]] = item
         self._timeline(acc, item)
-        if role == "champion" and mode == "live" and d.get("action") == "REVIEW":
-            self._queue.setdefault(d["decision_id"], item)
+        live_review = role == "champion" and mode == "live" and d.get("action") == "REVIEW"
+        if live_review and d["decision_id"] not in self._queue:
+            self._queue[d["decision_id"]] = item
+            self._queued[p] += 1
 
     def _command(self, c: dict, ts: int) -> None:
         self.commands += 1
@@ -279,8 +322,11 @@ class ReadModel:
         if kind == "review" and m.get("decision_id"):
             verdict = m.get("verdict")
             self.verdicts = (self.verdicts + [{**entry, "verdict": verdict, "decision_id": m["decision_id"]}])[-200:]
-            if verdict in ("fraud", "clear"):
-                self._queue.pop(m["decision_id"], None)
+            if verdict in ("fraud", "clear") and m["decision_id"] in self._queue:
+                done = self._queue.pop(m["decision_id"])
+                self._queued[done["account"]] -= 1
+                if not self._queued[done["account"]]:
+                    del self._queued[done["account"]]
             elif verdict == "hold" and m["decision_id"] in self._queue:
                 self._queue[m["decision_id"]] = {**self._queue[m["decision_id"]], "held_by": m.get("by"),
                                                   "hold_note": m.get("note")}
@@ -314,11 +360,24 @@ class ReadModel:
         if not key or not value:
             return
         p = self.pseudonym(key.decode("utf-8", "replace"))
-        events = self._valid[p]
+        events = self._valid.get(p)
+        if events is None:
+            events = self._valid[p] = []
+            if len(self._valid) > self.max_accounts:
+                gone, _ = self._valid.popitem(last=False)
+                self._cut(gone)  # should it come back, its first events are missing: no rebuild
+        else:
+            self._valid.move_to_end(p)
         events.append((offset, value))
         if len(events) > VALID_MAX:
             del events[:len(events) - VALID_MAX]
-            self._valid_cut.add(p)
+            self._cut(p)
+
+    def _cut(self, p: str) -> None:
+        self._valid_cut[p] = None
+        self._valid_cut.move_to_end(p)
+        if len(self._valid_cut) > 4 * self.max_accounts:
+            self._valid_cut.popitem(last=False)
 
     def replayed_features(self, pseudonym: str, decisions: list) -> dict:
         """decision id -> (features, hash matches?) rebuilt from the account's valid events, for decisions that
@@ -352,10 +411,8 @@ class ReadModel:
         return self._raw_id.get(pseudonym)
 
     def overview(self, now_ms: int) -> dict:
-        top = now_ms // self.bucket_ms
-        keys = sorted({k for c in self.series.values() for k in c})
-        series = {k: [(b * self.bucket_ms, self.series.get(b, {}).get(k, 0))
-                      for b in range(top - self.buckets + 1, top + 1)] for k in keys}
+        series = {k: [(b * self.bucket_ms, self.series.get(b, {}).get(k, 0)) for b in self.span(now_ms)]
+                  for k in sorted({k for c in self.series.values() for k in c})}
         return {"events_per_s": round(self.events.per_s, 1), "events": self.events.total,
                 "decisions": self.decisions, "commands": self.commands,
                 "by_policy": {k: dict(v) for k, v in sorted(self.by_policy.items())},
@@ -364,7 +421,16 @@ class ReadModel:
                 "dead_by_reason": dict(self.dead_by_reason.most_common()),
                 "control_by_kind": dict(self.control_by_kind), "series": series, "bucket_ms": self.bucket_ms,
                 "breaker": self.breaker(), "versions": self.versions, "review_waiting": len(self._queue),
-                "accounts": len(self.accounts)}
+                "accounts": len(self.accounts), "accounts_dropped": self.accounts_dropped,
+                "max_accounts": self.max_accounts}
+
+    def span(self, now_ms: int, lead: int = 2) -> range:
+        """The buckets the time charts draw: from `lead` buckets before the first one with data (at most
+        `buckets` back) to the bucket of `now_ms` (or the last with data, if later); empty with no data."""
+        if not self.series:
+            return range(0)
+        top = max(now_ms // self.bucket_ms, max(self.series))
+        return range(max(min(self.series) - lead, top - self.buckets + 1), top + 1)
 
     def breaker(self) -> dict:
         """Every decisions partition's breaker: tripped or not, the commands it holds (with the decision's rule
@@ -411,7 +477,13 @@ class ReadModel:
             out.append(item)
         pd = sorted({i.get("event_id") or i["decision_id"]: (i["time"], i["pd"]) for i in out
                      if i["kind"] == "decision" and i.get("pd") is not None}.values())  # one point an event
-        return {"account": pseudonym, "line": acc.line, "timeline": out, "pd": pd,
+        pd_by_role = {}
+        for role in ("champion", "challenger"):  # one line a role: their PDs are different models' scores
+            pts = sorted({i.get("event_id") or i["decision_id"]: (i["time"], i["pd"]) for i in out
+                          if i["kind"] == "decision" and i.get("pd") is not None and i.get("role") == role}.values())
+            if pts:
+                pd_by_role[role] = pts
+        return {"account": pseudonym, "line": acc.line, "timeline": out, "pd": pd, "pd_by_role": pd_by_role,
                 "audit_files": {p: {"ok": c.ok, "records": c.n, "problem": c.problem} for p, c in self.audit.items()}}
 
 

@@ -7,7 +7,9 @@
 * a POST must come from this console (Origin, else Referer) and carry the session's CSRF token, else 403;
 * an action that changes something (a review verdict, a breaker reset) needs the operator role, else 403;
   a look-up (account id, backtest file) is a POST too, so the id is never in a URL, but a viewer may make it;
-* the session cookie is HttpOnly and SameSite=Strict; a session idle longer than its TTL is gone.
+* the session cookie is HttpOnly and SameSite=Strict; a session idle longer than its TTL is gone;
+* after 5 failed sign-ins in 5 min for a user name or from a client address, sign-in answers 429 with a
+  Retry-After until the oldest ages out (`auth.Throttle`), whether the user exists or not.
 """
 
 from __future__ import annotations
@@ -48,6 +50,7 @@ class ConsoleState:
     #: why the background reader is not following the topics right now, or None
     health: Callable[[], str | None] = field(default=lambda: None)
     clock: Callable[[], int] = field(default=lambda: int(time.time() * 1000))
+    throttle: auth.Throttle = field(default_factory=auth.Throttle)
 
 
 STATE = web.AppKey("state", ConsoleState)
@@ -140,19 +143,33 @@ async def login_post(request):
         return _refuse(request, 403, "refused: the request does not come from a page of this console (Origin)")
     form = await request.post()
     name, password = str(form.get("user", "")), str(form.get("password", ""))
+    next_url = _safe_next(str(form.get("next", "/")))
+    keys = (f"user:{name}", f"addr:{request.remote}")  # behind a proxy the address is the proxy's (docs/console.md)
+    wait = st.throttle.retry_after(keys, st.clock())
+    if wait:  # refused before the password is checked, the same for a user who exists and one who does not
+        log.warning("console sign-in throttled")
+        resp = _html(views.login_page(f"Too many failed sign-ins for this user or from this address. Try again in "
+                                      f"{_wait_text(wait)}.", next_url), status=429)
+        resp.headers["Retry-After"] = str(wait)
+        return resp
     user = st.users.get(name)
     loop = asyncio.get_running_loop()
     ok = await loop.run_in_executor(None, auth.check_password, password,
                                     user.password_hash if user else _DUMMY_HASH)
     if not (user and ok):
+        st.throttle.failed(keys, st.clock())
         log.warning("console sign-in refused")
-        return _html(views.login_page("Unknown user or wrong password.", _safe_next(str(form.get("next", "/")))),
-                     status=401)
+        return _html(views.login_page("Unknown user or wrong password.", next_url), status=401)
+    st.throttle.succeeded(keys[0])
     session = st.sessions.create(user)
-    resp = web.HTTPSeeOther(_safe_next(str(form.get("next", "/"))))
+    resp = web.HTTPSeeOther(next_url)
     resp.set_cookie(COOKIE, session.token, httponly=True, samesite="Strict", path="/", secure=request.secure)
     log.info("console sign-in: %s (%s)", user.name, user.role)
     raise resp
+
+
+def _wait_text(seconds: int) -> str:
+    return f"{seconds} s" if seconds < 120 else f"{-(-seconds // 60)} min"
 
 
 async def logout(request):

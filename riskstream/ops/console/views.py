@@ -14,12 +14,20 @@ from __future__ import annotations
 
 import datetime as _dt
 import html
+import zlib
 
 __all__ = ["account_page", "backtest_page", "breaker_page", "line_chart", "login_page", "overview_fragments",
-           "overview_page", "page", "review_page", "bar_chart"]
+           "overview_page", "page", "review_page", "bar_chart", "time_bars", "action_colour",
+           "role_colours"]
 
 COLOURS = ("#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22",
            "#17becf")
+#: One colour an action in every chart (an action not listed takes a stable one from the rest of the palette).
+ACTION_COLOURS = {"WARN": "#e6b400", "REVIEW": "#8e5ea2", "REDUCE_LIMIT": "#ff7f0e", "FREEZE": "#17becf",
+                  "CLOSE": "#d62728", "REINSTATE": "#2ca02c"}
+_OTHER = ("#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#1f77b4", "#393b79")
+#: One colour a policy role in every chart: the champion dark blue, challengers light blue (shades when several).
+ROLE_COLOURS = {"champion": "#1d4e89", "challenger": ("#6baed6", "#9ecae1", "#3d8fc6", "#c6dbef")}
 NAV = (("/", "Overview"), ("/account", "Account"), ("/review", "Review queue"), ("/breaker", "Breaker"),
        ("/backtest", "Backtest"))
 
@@ -45,17 +53,120 @@ def _n(v) -> str:
 
 
 # -- charts -----------------------------------------------------------------------------------------------------------
+def action_colour(name: str) -> str:
+    """The colour of an action, or of a series named `kind/ACTION`, the same in every chart.
+
+    >>> action_colour("CLOSE") == action_colour("command/CLOSE") == action_colour("decision/CLOSE")
+    True
+    """
+    action = name.rsplit("/", 1)[-1]
+    if action in ACTION_COLOURS:
+        return ACTION_COLOURS[action]
+    return _OTHER[zlib.crc32(action.encode()) % len(_OTHER)]
+
+
+def role_colours(groups) -> dict:
+    """Group name -> colour for groups named `policy (role, mode)`: the champion's colour, or a challenger shade.
+
+    >>> role_colours(["a (challenger, shadow)", "b (champion, live)"]) == {
+    ...     "a (challenger, shadow)": ROLE_COLOURS["challenger"][0], "b (champion, live)": ROLE_COLOURS["champion"]}
+    True
+    """
+    out, shades = {}, iter(ROLE_COLOURS["challenger"] * 8)
+    for g in groups:
+        out[g] = ROLE_COLOURS["champion"] if "(champion" in g else next(shades)
+    return out
+
+
+_STEPS_S = (1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 21600, 43200, 86400)
+
+
+def _time_ticks(t0: int, t1: int, most: int = 6) -> list:
+    """Round clock times (ms) between t0 and t1, at most `most` of them, on a 1-2-5-10-15-30 s/min/h step.
+
+    >>> [_t(t)[11:] for t in _time_ticks(1_000_003_000, 1_000_180_000)]
+    ['13:47:00', '13:47:30', '13:48:00', '13:48:30', '13:49:00', '13:49:30']
+    """
+    span = max(1, t1 - t0)
+    step = next((s * 1000 for s in _STEPS_S if span / (s * 1000) <= most), 86_400_000 * max(1, span // 86_400_000))
+    first = -(-t0 // step) * step
+    return list(range(first, t1 + 1, step))
+
+
+def time_bars(series: dict, *, bucket_ms: int, width: int = 620, height: int = 220, title: str = "",
+              chart_id: str = "", empty: str = "no data yet") -> str:
+    """Stacked bars over clock time: one bar a bucket, one segment an action (`action_colour`), x from the first
+    bucket of the series to the last, round clock-time ticks; the legend gives each series' total.
+
+    `series`: name -> [(bucket start ms, count)], all on the same buckets.
+
+    >>> svg = time_bars({"decision/WARN": [(0, 1), (5000, 3)], "decision/CLOSE": [(0, 0), (5000, 1)]},
+    ...                 bucket_ms=5000, chart_id="c")
+    >>> svg.count('data-series="decision/WARN"'), 'data-value="3"' in svg, "decision/CLOSE (1)" in svg
+    (2, True, True)
+    """
+    names = sorted(series, key=lambda n: (list(ACTION_COLOURS).index(n.rsplit("/", 1)[-1])
+                                          if n.rsplit("/", 1)[-1] in ACTION_COLOURS else 99, n))
+    xs = sorted({t for s in series.values() for t, _ in s})
+    pad_l, pad_r, pad_t, pad_b = 40, 16, 22, 26
+    legend_at, full = height, height + 14 * len(names) + 4
+    out = [f'<svg xmlns="http://www.w3.org/2000/svg" class="chart" id="{e(chart_id)}" width="{width}" '
+           f'height="{full}" viewBox="0 0 {width} {full}" role="img" aria-label="{e(title)}">',
+           f'<text x="{pad_l}" y="14" class="ct">{e(title)}</text>']
+    if not xs:
+        out.append(f'<text x="{width / 2}" y="{height / 2}" class="tl" text-anchor="middle">{e(empty)}</text>'
+                   f'</svg>')
+        return "".join(out)
+    w, h = width - pad_l - pad_r, legend_at - pad_t - pad_b
+    t0, t1 = xs[0], xs[-1] + bucket_ms
+    sx = lambda t: pad_l + (t - t0) / (t1 - t0) * w  # noqa: E731
+    by_t = {n: dict(series[n]) for n in names}
+    totals = {t: sum(by_t[n].get(t, 0) for n in names) for t in xs}
+    ymax = max(max(totals.values()), 1)
+    sy = lambda y: pad_t + h - (y / ymax) * h  # noqa: E731
+    out += [f'<line x1="{pad_l}" y1="{pad_t + h}" x2="{pad_l + w}" y2="{pad_t + h}" class="ax"/>',
+            f'<line x1="{pad_l}" y1="{pad_t}" x2="{pad_l}" y2="{pad_t + h}" class="ax"/>']
+    for yv in sorted({0, (ymax + 1) // 2 if ymax > 1 else 0, ymax}):
+        out.append(f'<text x="{pad_l - 4}" y="{sy(yv) + 4:.1f}" class="tl" text-anchor="end">{_n(yv)}</text>'
+                   f'<line x1="{pad_l}" y1="{sy(yv):.1f}" x2="{pad_l + w}" y2="{sy(yv):.1f}" stroke="#eee"/>')
+    for tv in _time_ticks(t0, t1):
+        anchor = "end" if sx(tv) > pad_l + w - 25 else "middle"  # the last label inside the frame
+        out.append(f'<line x1="{sx(tv):.1f}" y1="{pad_t + h}" x2="{sx(tv):.1f}" y2="{pad_t + h + 4}" class="ax"/>'
+                   f'<text x="{sx(tv):.1f}" y="{legend_at - 8}" class="tl" text-anchor="{anchor}">'
+                   f'{e(_t(tv)[11:] if t1 - t0 < 86_400_000 else _t(tv)[:10])}</text>')
+    bw = max(1.0, w * bucket_ms / (t1 - t0) - 1)
+    for t in xs:
+        base = 0
+        for n in names:
+            v = by_t[n].get(t, 0)
+            if not v:
+                continue
+            out.append(f'<rect x="{sx(t):.1f}" y="{sy(base + v):.1f}" width="{bw:.1f}" '
+                       f'height="{sy(base) - sy(base + v):.1f}" fill="{action_colour(n)}" data-series="{e(n)}" '
+                       f'data-t="{t}" data-value="{v}"><title>{e(_t(t)[11:])} {e(n)}: {v}</title></rect>')
+            base += v
+    for i, n in enumerate(names):
+        out.append(f'<rect x="{pad_l}" y="{legend_at + 14 * i}" width="10" height="10" fill="{action_colour(n)}"/>'
+                   f'<text x="{pad_l + 14}" y="{legend_at + 9 + 14 * i}" class="tl">{e(n)} '
+                   f'({_n(sum(y for _, y in series[n]))})</text>')
+    out.append("</svg>")
+    return "".join(out)
+
+
 def line_chart(series: dict, *, width: int = 760, height: int = 220, title: str = "", x_time: bool = True,
-               y_label: str = "", x_label: str = "", chart_id: str = "", totals: bool = True) -> str:
+               y_label: str = "", x_label: str = "", chart_id: str = "", totals: bool = True,
+               colours: dict | None = None) -> str:
     """An SVG line chart: one polyline a series of `(x, y)` points, y from 0, x as UTC clock times if `x_time`;
-    the legend gives each series' total (`totals`, for counts) or its last value."""
-    pad_l, pad_r, pad_t, pad_b = 48, 16, 22, 26
+    the legend gives each series' total (`totals`, for counts) or its last value; `colours`: name -> colour."""
+    pad_l, pad_r, pad_t, pad_b = 48 + (14 if y_label else 0), 16, 22, 26
     legend_at, height = height, height + 14 * len(series) + 4  # the legend under the axis, each name in full
     pts = [p for s in series.values() for p in s]
     xs = [p[0] for p in pts] or [0, 1]
     x0, x1 = min(xs), max(xs)
-    if x1 == x0:
-        x1 = x0 + 1
+    single = x1 == x0  # one x (e.g. one scored event): centred, its value written beside it, one x label
+    if single:
+        half = 60_000 if x_time else max(abs(x0) * 0.1, 1)
+        x0, x1 = x0 - half, x1 + half
     ymax = max([p[1] for p in pts] + [1e-9]) if pts else 1
     ymax = ymax if ymax > 0 else 1
     w, h = width - pad_l - pad_r, legend_at - pad_t - pad_b
@@ -70,9 +181,11 @@ def line_chart(series: dict, *, width: int = 760, height: int = 220, title: str 
         yv = ymax * frac
         out.append(f'<text x="{pad_l - 4}" y="{sy(yv) + 4:.1f}" class="tl" text-anchor="end">'
                    f'{_n(round(yv, 3) if ymax < 10 else int(round(yv)))}</text>')
-    for frac in (0, 0.5, 1):
+    for frac in ((0.5,) if single else (0, 0.5, 1)):
         xv = x0 + (x1 - x0) * frac
-        label = _t(xv)[11:] if x_time and (x1 - x0) < 86_400_000 else (_t(xv)[:10] if x_time else _n(xv))
+        label = (_t(xv)[11:] if x_time and (x1 - x0) < 86_400_000 else (_t(xv)[:10] if x_time else _n(xv)))
+        if single and x_time:
+            label = _t(xv)  # the one event's date and time
         anchor = {0: "start", 1: "end"}.get(frac, "middle")
         out.append(f'<text x="{sx(xv):.1f}" y="{legend_at - 8}" class="tl" text-anchor="{anchor}">{e(label)}</text>')
     if x_label:
@@ -82,11 +195,14 @@ def line_chart(series: dict, *, width: int = 760, height: int = 220, title: str 
         out.append(f'<text x="12" y="{pad_t + h / 2}" class="tl" transform="rotate(-90 12 {pad_t + h / 2})" '
                    f'text-anchor="middle">{e(y_label)}</text>')
     for i, (name, s) in enumerate(series.items()):
-        col = COLOURS[i % len(COLOURS)]
+        col = (colours or {}).get(name) or COLOURS[i % len(COLOURS)]
         path = " ".join(f"{sx(x):.1f},{sy(y):.1f}" for x, y in s)
-        if len(s) == 1:
-            x, y = s[0]
-            out.append(f'<circle cx="{sx(x):.1f}" cy="{sy(y):.1f}" r="3" fill="{col}"/>')
+        if len(s) == 1 or single:
+            for x, y in s:
+                left = sx(x) > pad_l + 0.6 * w  # near the right edge the value goes on the point's left
+                out.append(f'<circle cx="{sx(x):.1f}" cy="{sy(y):.1f}" r="4" fill="{col}" data-series="{e(name)}" '
+                           f'data-value="{y}"/><text x="{sx(x) + (-8 if left else 8):.1f}" y="{sy(y) + 4:.1f}" '
+                           f'class="tl" text-anchor="{"end" if left else "start"}">{e(name)} {_n(y)}</text>')
         out.append(f'<polyline points="{path}" fill="none" stroke="{col}" stroke-width="1.6" '
                    f'data-series="{e(name)}"/>')
         out.append(f'<rect x="{pad_l}" y="{legend_at + 14 * i}" width="10" height="10" fill="{col}"/>'
@@ -96,10 +212,11 @@ def line_chart(series: dict, *, width: int = 760, height: int = 220, title: str 
     return "".join(out)
 
 
-def bar_chart(groups: dict, *, width: int = 760, title: str = "", chart_id: str = "") -> str:
+def bar_chart(groups: dict, *, width: int = 760, title: str = "", chart_id: str = "",
+              colours: dict | None = None) -> str:
     """Horizontal bars, side by side: for each category one bar a group (e.g. champion beside challenger).
 
-    `groups`: group name -> {category: value}.
+    `groups`: group name -> {category: value}; `colours`: group name -> colour (else the palette in order).
 
     >>> "champ" in bar_chart({"champ": {"WARN": 3}, "chall": {"WARN": 1, "CLOSE": 2}})
     True
@@ -110,6 +227,7 @@ def bar_chart(groups: dict, *, width: int = 760, title: str = "", chart_id: str 
     height = pad_t + len(cats) * (n * bar_h + gap) + 14 * n + 10
     vmax = max([v for g in groups.values() for v in g.values()] + [1e-9])
     w = width - pad_l - 80
+    colour = {g: (colours or {}).get(g) or COLOURS[i % len(COLOURS)] for i, g in enumerate(groups)}
     out = [f'<svg xmlns="http://www.w3.org/2000/svg" class="chart" id="{e(chart_id)}" width="{width}" '
            f'height="{height}" viewBox="0 0 {width} {height}" role="img" aria-label="{e(title)}">',
            f'<text x="{pad_l}" y="14" class="ct">{e(title)}</text>']
@@ -120,12 +238,12 @@ def bar_chart(groups: dict, *, width: int = 760, title: str = "", chart_id: str 
             v = vals.get(c, 0) or 0
             bw = max(0.0, v / vmax * w)
             out.append(f'<rect x="{pad_l}" y="{y + i * bar_h}" width="{bw:.1f}" height="{bar_h - 2}" '
-                       f'fill="{COLOURS[i % len(COLOURS)]}" data-group="{e(g)}" data-cat="{e(str(c))}" '
+                       f'fill="{colour[g]}" data-group="{e(g)}" data-cat="{e(str(c))}" '
                        f'data-value="{v}"/><text x="{pad_l + bw + 4:.1f}" y="{y + i * bar_h + 9}" class="tl">'
                        f'{_n(v)}</text>')
         y += n * bar_h + gap
     for i, g in enumerate(groups):
-        out.append(f'<rect x="{pad_l}" y="{y + 14 * i}" width="10" height="10" fill="{COLOURS[i % len(COLOURS)]}"/>'
+        out.append(f'<rect x="{pad_l}" y="{y + 14 * i}" width="10" height="10" fill="{colour[g]}"/>'
                    f'<text x="{pad_l + 14}" y="{y + 9 + 14 * i}" class="tl">{e(g)}</text>')
     out.append("</svg>")
     return "".join(out)
@@ -188,6 +306,7 @@ def overview_fragments(o: dict) -> dict:
     series = {k: v for k, v in o["series"].items()}
     dec = {k: v for k, v in series.items() if k.startswith("decision/")}
     cmd = {k: v for k, v in series.items() if k.startswith("command/")}
+    by_role = dict(sorted(o["by_policy"].items(), key=lambda kv: "(champion" not in kv[0]))  # the champion first
     return {
         "kpis": ((f'<p class="err" id="reader-error">{e(o["reader_error"])}</p>' if o.get("reader_error") else "")
                  + f'<div class="kpi"><span id="kpi-eps">{_n(o["events_per_s"])}</span>events/s</div>'
@@ -197,12 +316,13 @@ def overview_fragments(o: dict) -> dict:
                  f'<div class="kpi"><span id="kpi-dead">{_n(o["dead_letters"])}</span>dead letters</div>'
                  f'<div class="kpi"><span id="kpi-review">{_n(o["review_waiting"])}</span>waiting for review</div>'),
         "charts": ('<div class="cols">'
-                   + line_chart(dec, title=f"champion decisions by action, per {o['bucket_ms'] // 1000} s",
-                                chart_id="chart-decisions", width=620)
-                   + line_chart(cmd, title=f"commands by action, per {o['bucket_ms'] // 1000} s",
-                                chart_id="chart-commands", width=620) + "</div>"),
-        "policies": bar_chart(o["by_policy"], title="decisions by action: champion beside challenger",
-                              chart_id="chart-policies", width=620)
+                   + time_bars(dec, title=f"champion decisions by action, per {o['bucket_ms'] // 1000} s",
+                               chart_id="chart-decisions", bucket_ms=o["bucket_ms"], empty="no decisions yet")
+                   + time_bars(cmd, title=f"commands by action, per {o['bucket_ms'] // 1000} s",
+                               chart_id="chart-commands", bucket_ms=o["bucket_ms"], empty="no commands yet")
+                   + "</div>"),
+        "policies": bar_chart(by_role, title="decisions by action: champion beside challenger",
+                              chart_id="chart-policies", width=620, colours=role_colours(by_role))
         + _table(["policy (role, mode)", "action", "decisions"],
                  [[e(p), e(str(a)), f'<span class="n">{n}</span>'] for p, acts in o["by_policy"].items()
                   for a, n in sorted(acts.items(), key=lambda kv: str(kv[0]))], table_id="by-policy"),
@@ -313,10 +433,12 @@ def account_page(a: dict | None, *, user, csrf: str, entered: str | None = None,
                 ""])
         else:
             rows.append([e(_t(i.get("time"))), e(kind), "", e(str(i.get("event_id", ""))), ""])
-    pd = a["pd"]
-    chart = (line_chart({"PD": pd}, title="PD over event time (each scored event with a decision)",
-                        chart_id="chart-pd", x_time=True, y_label="PD", totals=False)
-             if pd else '<p class="empty">no scored decisions</p>')
+    by_role = {f"PD ({role})": pts for role, pts in (a.get("pd_by_role") or {"champion": a["pd"]}).items() if pts}
+    chart = (line_chart(by_role, title="PD over event time (each scored event with a decision)",
+                        chart_id="chart-pd", x_time=True, y_label="PD", totals=False,
+                        colours={n: ROLE_COLOURS["champion"] if "champion" in n else ROLE_COLOURS["challenger"][0]
+                                 for n in by_role})
+             if by_role else '<p class="empty">no scored decisions</p>')
     audit_files = "; ".join(f'{e(p)}: {"✓ verified" if v["ok"] else "✗ " + e(str(v["problem"]))}, {v["records"]} '
                             f'records' for p, v in a["audit_files"].items()) or "no audit file given (--audit)"
     shown = f' (entered as <b id="entered">{e(entered)}</b>)' if entered else ""

@@ -72,3 +72,34 @@ def test_origin_checks():
     assert not auth.same_origin("http://h:8080.evil", None, "h:8080", "http")
     assert not auth.same_origin(None, "http://h:8080.evil/x", "h:8080", "http")
     assert not auth.same_origin("https://h:8080", None, "h:8080", "http")
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.integers(min_value=0, max_value=5_000), max_size=30), st.integers(min_value=0, max_value=5_000))
+def test_throttle_refuses_exactly_when_the_limit_is_reached_within_the_window(gaps, probe):
+    t = auth.Throttle(limit=3, window_ms=10_000)
+    now, times = 0, []
+    for gap in gaps:
+        now += gap
+        if t.retry_after(["user:ana"], now) == 0:  # a refused attempt is not checked, so not counted
+            t.failed(["user:ana"], now)
+            times.append(now)
+    at = now + probe
+    recent = [x for x in times if at - x < 10_000]
+    wait = t.retry_after(["user:ana"], at)
+    assert (wait > 0) == (len(recent) >= 3)
+    if wait:
+        assert wait == -(-(recent[-3] + 10_000 - at) // 1000)
+
+
+def test_throttle_forgets_a_name_on_success_not_the_address_and_keeps_a_bounded_number_of_keys():
+    t = auth.Throttle(limit=2, window_ms=60_000, max_keys=100)
+    t.failed(["user:ana", "addr:a"], 0)
+    t.failed(["user:ana", "addr:a"], 1)
+    t.succeeded("user:ana")
+    assert t.retry_after(["user:ana"], 2) == 0 and t.retry_after(["addr:a"], 2) == 60
+    for i in range(1000):  # a flood of made-up names
+        t.failed([f"user:x{i}"], 10 + i)
+    assert len(t) == 100
+    with pytest.raises(ValueError):
+        auth.Throttle(limit=0)

@@ -45,6 +45,7 @@ def test_production_refuses_made_up_users(monkeypatch, capsys):
     (["--session-ttl", "12x"], {}, "value"),
     ([], {auth.USERS_ENV: "ana:boss:x"}, "ana.role"),
     (["--backtest", "/nonexistent/backtest.json"], {}, "<file>"),
+    (["--max-accounts", "0"], {}, "value"),
 ])
 def test_bad_input_is_one_operator_error(argv, env, field, monkeypatch, capsys):
     for k, v in env.items():

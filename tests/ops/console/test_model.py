@@ -27,7 +27,9 @@ def test_counts_series_and_no_raw_ids():
     m.apply(names.DEAD, b"s", orjson.dumps({"reason": "late"}), 13_000)
     o = m.overview(now_ms=13_000)
     assert o["decisions"] == 30 and o["review_waiting"] == 6 and o["dead_by_reason"] == {"late": 1}
-    assert sum(n for _, n in o["series"]["decision/WARN"]) == 24 and len(o["series"]["decision/WARN"]) == 10
+    assert sum(n for _, n in o["series"]["decision/WARN"]) == 24
+    # the charts start two buckets before the first with data (10 s) and end at now (13 s)
+    assert [t for t, _ in o["series"]["decision/WARN"]] == [8_000, 9_000, 10_000, 11_000, 12_000, 13_000]
     assert o["accounts"] == 3
     blob = orjson.dumps([o, m.review_queue(), [m.account(p) for p in m.accounts]]).decode()
     assert "ACC" not in blob
@@ -148,3 +150,50 @@ def test_policy_control_messages_show_among_the_versions():
     assert o["versions"]["policy_messages"][0]["source"] == "new.yaml"
     html = views.overview_fragments(o)["versions"]
     assert "new.yaml" in html and "signed by ops-1" in html and "..." not in html
+
+
+def test_chart_span_is_bounded_by_the_buckets_kept_and_empty_without_data():
+    m = ReadModel(Pseudonymizer(b"model-test-secret"), bucket_ms=1000, buckets=10)
+    assert m.overview(now_ms=50_000)["series"] == {} and list(m.span(50_000)) == []
+    for t in (0, 30_000):
+        m.apply(names.DECISIONS, b"A", decision(t, "ACC1"), t)
+    assert [t for t, _ in m.overview(now_ms=40_000)["series"]["decision/WARN"]] == list(range(31_000, 41_000,
+                                                                                              1000))
+
+
+def test_accounts_beyond_the_bound_are_dropped_least_recently_updated_first_but_not_those_under_review():
+    m = ReadModel(Pseudonymizer(b"model-test-secret"), max_accounts=3)
+    p = {i: m.pseudonym(f"ACC{i}") for i in range(8)}
+    m.apply(names.DECISIONS, b"A", decision(0, "ACC0", "REVIEW"), 0)  # waits for a verdict: kept past its turn
+    m.apply(names.DECISIONS, b"A", decision(1, "ACC1"), 1)
+    m.apply(names.VALID, b"ACC2", orjson.dumps({"event_id": "e2"}), 2, offset=2)
+    m.apply(names.DECISIONS, b"A", decision(2, "ACC2"), 2)
+    m.apply(names.COMMANDS, b"A", orjson.dumps({"command_id": "c", "account_id": "ACC1", "action": "WARN"}), 3)
+    m.apply(names.DECISIONS, b"A", decision(3, "ACC3"), 4)  # ACC1 was just updated: ACC2 goes
+    assert set(m.accounts) == {p[0], p[1], p[3]} and m.overview(0)["accounts_dropped"] == 1
+    assert m.account(p[2]) is None and m.raw_account_id(p[2]) is None and p[2] not in m._valid
+    assert m.decision("d2") is None and m.decision("d0") is not None and m.decision("d1") is not None
+    assert m.overview(0)["decisions"] == 4 and m.overview(0)["by_policy"]["champ (champion, live)"]["WARN"] == 3
+    m.apply(names.CONTROL, b"r", orjson.dumps({"kind": "review", "decision_id": "d0", "verdict": "clear",
+                                               "account_id": "ACC0", "by": "ana"}), 5)
+    for i in (4, 5, 6):  # ACC0 no longer waits: it goes in its turn
+        m.apply(names.DECISIONS, b"A", decision(i, f"ACC{i}"), 5 + i)
+    assert set(m.accounts) == {p[4], p[5], p[6]} and m.decision("d0") is None and m.raw_account_id(p[0]) is None
+
+
+def test_valid_events_are_kept_for_a_bounded_number_of_accounts():
+    m = ReadModel(Pseudonymizer(b"model-test-secret"), max_accounts=2)
+    for i in range(5):
+        m.apply(names.VALID, f"ACC{i}".encode(), orjson.dumps({"event_id": f"e{i}"}), i, offset=i)
+    assert list(m._valid) == [m.pseudonym("ACC3"), m.pseudonym("ACC4")]
+    m.apply(names.VALID, b"ACC0", orjson.dumps({"event_id": "e9"}), 9, offset=9)  # back, its first events lost
+    assert m.replayed_features(m.pseudonym("ACC0"), [{"event_id": "e9", "decision_id": "d9"}]) == {}
+
+
+def test_the_pd_chart_has_one_series_a_policy_role():
+    m = ReadModel(Pseudonymizer(b"model-test-secret"))
+    m.apply(names.DECISIONS, b"A", decision(1, "ACC1", pd=0.1, event_id="e1"), 0)
+    m.apply(names.DECISIONS, b"A", decision(2, "ACC1", pd=0.7, event_id="e1", role="challenger", mode="shadow"), 0)
+    m.apply(names.DECISIONS, b"A", decision(3, "ACC1", pd=0.2, event_id="e2"), 0)
+    a = m.account(m.pseudonym("ACC1"))
+    assert a["pd_by_role"] == {"champion": [(1001, 0.1), (1003, 0.2)], "challenger": [(1002, 0.7)]}

@@ -111,6 +111,25 @@ def test_sign_in_sets_a_strict_httponly_cookie_and_wrong_passwords_are_refused()
     run(go())
 
 
+def test_failed_sign_ins_are_throttled_by_name_and_address_with_a_429_that_reveals_no_user():
+    async def go():
+        async with Console() as c:
+            for _ in range(auth.SIGNIN_LIMIT):
+                assert (await c.sign_in("ana", "wrong")).status == 401
+            refused = await c.sign_in("ana")  # the right password, but too late
+            assert refused.status == 429 and 0 < int(refused.headers["Retry-After"]) <= 300
+            assert "Too many failed sign-ins" in await refused.text() and COOKIE not in refused.cookies
+            other = await c.sign_in("nobody")  # the same address: the same answer, user or not
+            assert other.status == 429 and (await other.text()) == (await refused.text())
+            c.now[0] += auth.SIGNIN_WINDOW_MS  # the failures age out
+            assert (await c.sign_in("ana")).status == 303
+        async with Console() as c:  # a made-up name is throttled exactly like a real one
+            for _ in range(auth.SIGNIN_LIMIT):
+                assert (await c.sign_in("nobody", "wrong")).status == 401
+            assert (await c.sign_in("nobody", "wrong")).status == 429
+    run(go())
+
+
 def test_a_viewer_sees_every_page_but_an_action_gets_403():
     async def go():
         async with Console() as c:
