@@ -53,9 +53,10 @@ class AnomalyDetector:
         self.model.learn_one(self._scale(x))
 
     def _score(self, x: dict[str, float]):
-        """`HalfSpaceTrees.score_one`, the same arithmetic in the same order, over a copy of the trees as nested
-        tuples (the object walk's attribute lookups were most of its cost). Scoring never changes the trees: the copy
-        is made once per model state and dropped by `learn_one`."""
+        """`HalfSpaceTrees.score_one`, the same arithmetic in the same order, by a function generated from the trees
+        (`_compile`: a tree's walk becomes nested comparisons ending in the tree's sum, computed when generating
+        with the same operations). Scoring never changes the trees: the function is made once per model state and
+        dropped by `learn_one`."""
         m = self.model
         if m._first_window:
             return 0
@@ -64,25 +65,8 @@ class AnomalyDetector:
         if frozen is None or frozen[0] != key:
             if any(_features(t) - set(x) for t in m.trees):
                 return m.score_one(x)  # a split feature missing from x: river's own fallback path
-            frozen = self._frozen = (key, tuple(_as_tuples(t) for t in m.trees))
-        size_limit = 0.1 * m.window_size
-        height = m.height
-        score = 0.0
-        for root in frozen[1]:
-            node = root
-            depth_pow = 1
-            tree = 0.0
-            for _ in range(height):
-                feature, threshold, r, left, right = node
-                tree += r * depth_pow
-                if r < size_limit:
-                    break
-                node = left if x[feature] < threshold else right
-                depth_pow <<= 1
-            else:
-                tree += node[2] * depth_pow
-            score += tree
-        return 1 - score / m._max_score
+            frozen = self._frozen = (key, _compile(m.trees, m.height, 0.1 * m.window_size))
+        return 1 - frozen[1](x) / m._max_score
 
     def __getstate__(self) -> dict:
         state = dict(self.__dict__)
@@ -90,12 +74,46 @@ class AnomalyDetector:
         return state
 
 
-def _as_tuples(node):
-    """(feature, threshold, r_mass, left, right) per branch, (None, None, r_mass, None, None) per leaf."""
-    if isinstance(node, PaddedBranch):
+def _compile(trees, height: int, size_limit: float):
+    """The sum over `trees` of river's `_walk_score`, as one generated function of x.
+
+    The walk adds r_mass * 2**depth of each node it passes, stops below `size_limit` or at `height`; every path's
+    sum is computed here with the same float operations in the same order, so the function only compares and adds
+    the trees' sums, in tree order, as the walk does.
+
+    >>> from river.tree.padded import PaddedLeaf
+    >>> leaf = lambda r: PaddedLeaf(r_mass=r, l_mass=0)
+    >>> tree = PaddedBranch(leaf(1), leaf(3), feature="a", threshold=0.5, r_mass=30, l_mass=0)
+    >>> f = _compile([tree, tree], 1, 25.0)
+    >>> f({"a": 0.2}), f({"a": 0.9}), 2 * (30 + 1 * 2), 2 * (30 + 3 * 2)
+    (64.0, 72.0, 64, 72)
+    """
+    names = sorted(set().union(*(_features(t) for t in trees)))
+    var = {n: f"v{i}" for i, n in enumerate(names)}
+    lines = ["def score(x):"] + [f"    {var[n]} = x[{n!r}]" for n in names] + ["    s = 0.0"]
+
+    def walk(node, depth: int, tree: float, depth_pow: int, indent: str) -> None:
+        if depth == height:
+            lines.append(f"{indent}s += {tree + node.r_mass * depth_pow!r}")
+            return
+        if not isinstance(node, PaddedBranch):
+            raise ValueError("a leaf above the trees' height")
+        tree += node.r_mass * depth_pow
+        if node.r_mass < size_limit:
+            lines.append(f"{indent}s += {tree!r}")
+            return
         left, right = node.children
-        return node.feature, node.threshold, node.r_mass, _as_tuples(left), _as_tuples(right)
-    return None, None, node.r_mass, None, None
+        lines.append(f"{indent}if {var[node.feature]} < {node.threshold!r}:")
+        walk(left, depth + 1, tree, depth_pow << 1, indent + " ")
+        lines.append(f"{indent}else:")
+        walk(right, depth + 1, tree, depth_pow << 1, indent + " ")
+
+    for t in trees:
+        walk(t, 0, 0.0, 1, "    ")
+    lines.append("    return s")
+    scope: dict = {}
+    exec(compile("\n".join(lines), "<anomaly trees>", "exec"), scope)  # noqa: S102 (source built from numbers)
+    return scope["score"]
 
 
 def _features(node) -> set:
