@@ -57,7 +57,6 @@ from riskstream.offline.files import entity_key, iter_events, read_truth
 DAY = 86_400_000
 HOUR = 3_600_000
 DEFAULT_SWEEP = (0.5, 0.7, 1.0, 1.4, 2.0)
-BACKTEST_DECODED_RECORDS = 65_536  # accounts whose decoded record a run keeps (the 1M-event book has 20,600)
 PERIOD_DAYS = 30              # one reporting period of a facility (monthly cash-flow reports)
 FRAUD_WINDOW_MS = 24 * HOUR   # a freeze counts for a takeover if sent within this window up to the first drawdown
 #: Events whose first occurrence on a credit line is its "first lead signal" (time-to-act metric).
@@ -200,10 +199,10 @@ def _run_policy(events: Path, policy_path: Path, *, now_ms: int | Callable[[], i
     from riskstream.offline.driver import OfflineDriver
 
     # Every policy starts from the same model and learns from the same labels, as the live trainer does.
-    # The memo of decoded records sized for a whole book (a live worker keeps 8,192 per process): with more
-    # accounts than that, most events decoded their account's record again (~80 us each). It changes no result.
+    # The run's accounts table keeps every record decoded (nothing reads it as bytes): no account is decoded or
+    # encoded after its first event (~80 us and ~25 us each). It changes no result (tests/offline/test_backtest.py).
     config = PipelineConfig(policy_path=Path(policy_path), challenger_paths=tuple(shadow_paths),
-                            decoded_records=BACKTEST_DECODED_RECORDS)
+                            decoded_records=0, keep_decoded=True)
     driver = OfflineDriver(config=config, learn=True, on_output=None, keep_audit=False, actuate_shadow=False)
     sweep = OfflineActuator(sweep_names)
     own, own_ids, commands, dead = [], [], [], 0

@@ -33,6 +33,7 @@ from riskstream.core.steps.align import WATERMARK_KEY, align_key, decode_align, 
     pending_key, source_of, take, take_marks
 from riskstream.core.steps.context import Context, PipelineConfig
 from riskstream.core.steps.ingest import dead
+from riskstream.core.steps.memo import DecodedRecord
 from riskstream.core.steps.records import Out
 
 RESTRICTIVE = ("WARN", "REDUCE_LIMIT", "FREEZE", "CLOSE")  # a cure is only news to a line that had one of these
@@ -195,24 +196,36 @@ def account_one(ctx: Context, record: bytes | None, value: bytes, *, offset: int
     cfg: PipelineConfig = ctx.config
     event = orjson.loads(value)
     entity = event["entity"]
-    rec = AccountRecord.decode(record)
-    memo = getattr(ctx, "decoded", None)
-    parts = memo.take(entity, record) if memo is not None and record else None
-    if parts is not None:
-        state, tracker = parts  # the objects `record` was encoded from: decoding would give the same
+    keep = cfg.keep_decoded
+    if type(record) is DecodedRecord:  # kept decoded (the backtest's table): its objects, no decoding
+        state, tracker = parts = record.take()
+        rec = AccountRecord(b"", record.memory, record.labels or b"", record.cashflow)
+        memo = None
     else:
-        state = decode_state(rec.state, config=cfg.features) if record else None
-        tracker = None
-    state, outcome = apply_event(state, event, offset=offset if position is None else position, config=cfg.features)
-    if outcome == "already_applied":
+        rec = AccountRecord.decode(record)
+        memo = getattr(ctx, "decoded", None)
+        parts = memo.take(entity, record) if memo is not None and record else None
         if parts is not None:
+            state, tracker = parts  # the objects `record` was encoded from: decoding would give the same
+        else:
+            state = decode_state(rec.state, config=cfg.features) if record else None
+            tracker = None
+    state, outcome = apply_event(state, event, offset=offset if position is None else position, config=cfg.features)
+    if outcome == "already_applied" or outcome == "ignored":
+        if memo is not None and parts is not None:
             memo.put(entity, record, parts)  # unchanged
+        elif type(record) is DecodedRecord:
+            record.give_back()
         return None, []
     if outcome in STATE_REJECTIONS:
         letter = dead(value, topic, partition, offset, Rejected(outcome, STATE_REJECTIONS[outcome]),
                       event["event_time"])
         if state is None:
             return None, [letter]
+        if keep:
+            labels = None if tracker is not None and type(record) is DecodedRecord and record.labels is None \
+                else rec.labels
+            return DecodedRecord(state, tracker, rec.memory, labels, rec.cashflow), [letter]
         new = rec._replace(state=encode_state(state, config=cfg.features)).encode()
         if memo is not None:
             memo.put(entity, new, (state, tracker))
@@ -240,15 +253,19 @@ def account_one(ctx: Context, record: bytes | None, value: bytes, *, offset: int
     facts["fraud_confirmed"] = 0.0
     facts["cured"] = 1.0 if event["type"] == "payment_received" and features.get("days_past_due", 0.0) == 0 else 0.0
 
-    tracker, lab_bytes, labels_changed = _labels(ctx, tracker, rec.labels, event, features, outs)
+    tracker, lab_bytes, labels_changed = _labels(ctx, tracker, rec.labels, event, features, outs, encode=not keep)
     decisions, memories = _decide(ctx, event, features, facts, score, explain, rec.memory, active_accounts)
     outs.extend(decisions)
     restricted = not _RESTRICTIVE.isdisjoint((memories.get("champion") or {}).get("last", {}))
     if facts["cured"] and restricted:
         outs.append(Out(DECISIONS, entity.encode(), orjson.dumps(
             {"kind": "cure", "account_id": entity, "event_id": event["event_id"], "event_time": t}), "cure/CURE"))
-    new = AccountRecord(encode_state(state, config=cfg.features), orjson.dumps(memories, option=orjson.OPT_SORT_KEYS),
-                        lab_bytes, cf_bytes).encode()
+    mem_bytes = orjson.dumps(memories, option=orjson.OPT_SORT_KEYS)
+    if keep:
+        tracker = tracker.as_reloaded() if labels_changed else tracker
+        # A copy: orjson's bytes keep a 4 KB allocation, which a kept record would hold for good (~80 MB a book).
+        return DecodedRecord(state, tracker, bytes(memoryview(mem_bytes)), None, cf_bytes), outs
+    new = AccountRecord(encode_state(state, config=cfg.features), mem_bytes, lab_bytes, cf_bytes).encode()
     if memo is not None:
         memo.put(entity, new, (state, tracker.as_reloaded() if labels_changed else tracker))
     return new, outs
@@ -273,11 +290,12 @@ def _facility_facts(ctx: Context, state, event: dict, cf_bytes: bytes, features:
     return cf_bytes
 
 
-def _labels(ctx: Context, tracker, lab_bytes: bytes, event: dict, features: dict, outs: list):
+def _labels(ctx: Context, tracker, lab_bytes: bytes, event: dict, features: dict, outs: list, *, encode=True):
     """Delayed labels: snapshot the features as of now, resolve older snapshots with this repayment event.
 
     `tracker` is the decoded `lab_bytes` if the caller has it already (else None). Returns it, its bytes and
-    whether it changed: a behaviour event inside the snapshot gap changes nothing, so nothing is re-encoded.
+    whether it changed: a behaviour event inside the snapshot gap changes nothing, so nothing is re-encoded
+    (nor is a changed tracker with `encode=False`: the caller keeps it decoded, and the bytes are then stale).
     """
     from riskstream.core.models.labels import LabelTracker
 
@@ -300,7 +318,7 @@ def _labels(ctx: Context, tracker, lab_bytes: bytes, event: dict, features: dict
     if event["family"] == "behaviour" and zlib.crc32(event["event_id"].encode()) % cfg.behaviour_sample == 0:
         outs.append(Out(LABELS, b"behaviour", orjson.dumps({
             "kind": "behaviour", "features": {k: features.get(k, 0.0) for k in BEHAVIOUR_FEATURES}}), "behaviour"))
-    return tracker, (tracker.encode() if changed else lab_bytes), changed
+    return tracker, (tracker.encode() if changed and encode else lab_bytes), changed
 
 
 def _decide(ctx: Context, event: dict, features: dict, facts: dict, score, explain, mem_bytes: bytes,

@@ -47,6 +47,9 @@ class PipelineConfig:
     control_signer: Signer = dataclasses.field(default_factory=control_signer)  # signs the breaker trips it emits
     policy_signers: int = 1            # distinct signers a policy version needs (2 = maker-checker)
     decoded_records: int = 8192        # accounts whose decoded record is kept next to its bytes (0 = none)
+    # Offline only (the backtest): the account step writes records as steps.memo.DecodedRecord objects, never
+    # encoded, for a driver whose table is a dict nobody reads as bytes. A shell that persists records leaves it off.
+    keep_decoded: bool = False
     # Upstream source partitions ("topic/partition") the account step aligns (steps.align, docs/time.md), and how
     # many events a valid partition may hold back before the oldest go early.
     sources: tuple[str, ...] = dataclasses.field(default_factory=lambda: default_sources(TOPOLOGY))
