@@ -369,6 +369,7 @@ def test_console_in_chromium(chromium, kafka_pipeline, tmp_path):
         driver.find_element(By.ID, "user").send_keys("vera")
         driver.find_element(By.ID, "password").send_keys(PASSWORD)
         driver.find_element(By.ID, "signin").click()
+        wait.until(lambda d: not d.current_url.startswith(base + "/login"))  # signed in: the session cookie is set
         driver.get(base + "/review")
         assert text("#queue-n") == str(len(waiting) - 2) and "Confirm fraud" not in driver.page_source
         driver.get(base + "/breaker")

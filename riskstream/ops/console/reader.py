@@ -16,7 +16,7 @@ import time
 
 from riskstream.core import names
 
-log = logging.getLogger("riskstream.console")
+log = logging.getLogger("riskstream.ops.console")
 
 #: VALID and MARKET: to rebuild the point-in-time features of decisions that do not carry them.
 FOLLOWED = (names.DECISIONS, names.COMMANDS, names.CONTROL, names.DEAD, names.LINES_CHANGELOG, names.VALID,
@@ -43,13 +43,13 @@ class Reader(threading.Thread):
 
         from riskstream.stream.security import KafkaSecurity
 
-        sec = self.security or KafkaSecurity.from_env()
+        security = self.security or KafkaSecurity.from_env()
         logical = {self.topology.name(t): t for t in FOLLOWED}
         upstream = [self.topology.name(t) for t in names.UPSTREAM]
         while not self._stop_evt.is_set():
             try:
                 consumer = KafkaConsumer(bootstrap_servers=self.bootstrap, enable_auto_commit=False, group_id=None,
-                                         auto_offset_reset="earliest", **sec.kafka_python())
+                                         auto_offset_reset="earliest", **security.kafka_python())
                 break
             except Exception as exc:  # broker not up yet: say so once a try, and wait
                 self.error = f"cannot reach the broker at {self.bootstrap}: {exc}"

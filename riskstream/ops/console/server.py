@@ -28,7 +28,7 @@ from riskstream.core.errors import OperatorError
 from riskstream.ops.console import auth, views
 from riskstream.ops.console.actions import RESETS, VERDICTS, breaker_control, review_control
 
-log = logging.getLogger("riskstream.console")
+log = logging.getLogger("riskstream.ops.console")
 
 COOKIE = "riskstream_console"
 REFRESH_HEADER = "X-Console-Refresh"  # sent by the overview's timer: keeps no session alive
