@@ -261,6 +261,15 @@ async def _publish(st: ConsoleState, msg: dict) -> None:
     await asyncio.get_running_loop().run_in_executor(None, st.publish, msg)
 
 
+async def _published(st: ConsoleState, s, msg: dict, what: str, page: str, detail: str = ""):
+    """Publish an action's signed control message, log and flash it, and send the browser back to `page`."""
+    await _publish(st, msg)
+    log.info("console %s %s published as control message %s by %s", msg["kind"], what, msg["control_id"], s.user)
+    s.flash = (f"Published the signed {msg['kind']} control message {msg['control_id']} ({what}){detail}, "
+               f"signed by {st.signer_id}.")
+    raise web.HTTPSeeOther(page)
+
+
 async def review_act(request):
     refused = _require_operator(request)
     if refused:
@@ -282,11 +291,7 @@ async def review_act(request):
                              decision={**record, "account_id": account_id})
     except (OperatorError, ValueError) as exc:
         return _refuse(request, 400, f"refused: {exc}")
-    await _publish(st, msg)
-    log.info("console review verdict %s published as control message %s by %s", verdict, msg["control_id"], s.user)
-    s.flash = (f"Published the signed review control message {msg['control_id']} ({verdict}) for decision "
-               f"{decision_id}, signed by {st.signer_id}.")
-    raise web.HTTPSeeOther("/review")
+    await _published(st, s, msg, verdict, "/review", detail=f" for decision {decision_id}")
 
 
 # -- breaker --------------------------------------------------------------------------------------------------------
@@ -313,11 +318,7 @@ async def breaker_act(request):
     if how not in RESETS or not reason:
         return _refuse(request, 400, "a breaker reset needs release or drop and a reason")
     msg = breaker_control(how, reason, s.user)
-    await _publish(st, msg)
-    log.info("console breaker %s published as control message %s by %s", how, msg["control_id"], s.user)
-    s.flash = f"Published the signed breaker_reset control message {msg['control_id']} ({how}), signed by " \
-              f"{st.signer_id}."
-    raise web.HTTPSeeOther("/breaker")
+    await _published(st, s, msg, how, "/breaker")
 
 
 # -- backtest -------------------------------------------------------------------------------------------------------
