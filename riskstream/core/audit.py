@@ -108,23 +108,38 @@ def verify(path):
     if lines and lines[-1] == b"":
         lines.pop()
     for i, raw in enumerate(lines, start=1):
-        try:
-            rec = orjson.loads(raw)
-        except orjson.JSONDecodeError:
-            return False, i - 1, i, f"record {i}: not valid JSON (changed or truncated)"
-        if not isinstance(rec, dict) or "hash" not in rec:
-            return False, i - 1, i, f"record {i}: not an audit record"
-        if _canonical(rec) != raw:
-            return False, i - 1, i, f"record {i}: bytes differ from the canonical form (edited)"
-        if rec.get("seq") != i:
-            return False, i - 1, i, f"record {i}: sequence number {rec.get('seq')!r}, expected {i} (record removed or inserted)"
-        if rec.get("prev") != prev:
-            return False, i - 1, i, f"record {i}: 'prev' does not match the hash of record {i - 1}"
-        body = {k: v for k, v in rec.items() if k != "hash"}
-        if _hash(body) != rec["hash"]:
-            return False, i - 1, i, f"record {i}: hash does not match its content (edited)"
+        rec, problem = check_record(raw, i, prev)
+        if problem:
+            return False, i - 1, i, problem
         prev, n = rec["hash"], i
     return True, n, None, f"ok {n} records"
+
+
+def check_record(raw: bytes, i: int, prev: str) -> tuple[dict | None, str | None]:
+    """Record number `i` of a chain, as read (its line without the newline), given the previous record's hash:
+    `(record, None)` if it continues the chain, else `(None, what is wrong)`. `verify` and every reader that
+    follows a growing file (the console) check records with it.
+
+    >>> log_line = _canonical({"seq": 1, "kind": "decision", "payload": {}, "prev": GENESIS,
+    ...                        "hash": _hash({"seq": 1, "kind": "decision", "payload": {}, "prev": GENESIS})})
+    >>> check_record(log_line, 1, GENESIS)[1] is None, check_record(log_line, 1, "x" * 64)[1]
+    (True, "record 1: 'prev' does not match the hash of record 0")
+    """
+    try:
+        rec = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return None, f"record {i}: not valid JSON (changed or truncated)"
+    if not isinstance(rec, dict) or "hash" not in rec:
+        return None, f"record {i}: not an audit record"
+    if _canonical(rec) != raw:
+        return None, f"record {i}: bytes differ from the canonical form (edited)"
+    if rec.get("seq") != i:
+        return None, f"record {i}: sequence number {rec.get('seq')!r}, expected {i} (record removed or inserted)"
+    if rec.get("prev") != prev:
+        return None, f"record {i}: 'prev' does not match the hash of record {i - 1}"
+    if _hash({k: v for k, v in rec.items() if k != "hash"}) != rec["hash"]:
+        return None, f"record {i}: hash does not match its content (edited)"
+    return rec, None
 
 
 def _verify_cmd(args) -> int:

@@ -222,9 +222,8 @@ def account_one(ctx: Context, record: bytes | None, value: bytes, *, offset: int
                       event["event_time"])
         if state is None:
             return None, [letter]
-        if keep:
-            labels = None if tracker is not None and type(record) is DecodedRecord and record.labels is None \
-                else rec.labels
+        if keep:  # the labels as they were (None: a kept record's tracker is their encoding)
+            labels = record.labels if type(record) is DecodedRecord else rec.labels
             return DecodedRecord(state, tracker, rec.memory, labels, rec.cashflow), [letter]
         new = rec._replace(state=encode_state(state, config=cfg.features)).encode()
         if memo is not None:

@@ -35,12 +35,12 @@ hash-chained audit lines (`riskstream.core.audit`) and checks the chain as it gr
 from __future__ import annotations
 
 import collections
-import hashlib
 from dataclasses import dataclass, field
 
 import orjson
 
 from riskstream.core import names
+from riskstream.core.audit import GENESIS, check_record
 
 __all__ = ["AuditChain", "ReadModel", "Rate"]
 
@@ -78,10 +78,6 @@ class Rate:
         return self.per_s
 
 
-def _canonical(obj) -> bytes:
-    return orjson.dumps(obj, option=orjson.OPT_SORT_KEYS)
-
-
 class AuditChain:
     """An audit file's chain checked line by line as it grows, with the records of each decision and command.
 
@@ -100,28 +96,16 @@ class AuditChain:
 
     def __init__(self, path: str):
         self.path = path
-        self.n, self.prev, self.ok, self.problem = 0, "0" * 64, True, None
+        self.n, self.prev, self.ok, self.problem = 0, GENESIS, True, None
         self._by_decision: dict[str, list] = collections.defaultdict(list)
 
     def add(self, raw: bytes) -> None:
         if not raw.strip() or not self.ok:
             return
         i = self.n + 1
-        try:
-            rec = orjson.loads(raw)
-        except orjson.JSONDecodeError:
-            return self._bad(f"record {i}: not valid JSON (changed or truncated)")
-        if not isinstance(rec, dict) or "hash" not in rec:
-            return self._bad(f"record {i}: not an audit record")
-        if _canonical(rec) != raw:
-            return self._bad(f"record {i}: bytes differ from the canonical form (edited)")
-        if rec.get("seq") != i:
-            return self._bad(f"record {i}: sequence number {rec.get('seq')!r}, expected {i}")
-        if rec.get("prev") != self.prev:
-            return self._bad(f"record {i}: 'prev' does not match the hash of record {i - 1}")
-        body = {k: v for k, v in rec.items() if k != "hash"}
-        if hashlib.sha256(_canonical(body)).hexdigest() != rec["hash"]:
-            return self._bad(f"record {i}: hash does not match its content (edited)")
+        rec, problem = check_record(raw, i, self.prev)
+        if problem:
+            return self._bad(problem)
         self.n, self.prev = i, rec["hash"]
         payload = rec.get("payload") or {}
         did = payload.get("decision_id") or (payload.get("command") or {}).get("decision_id")
